@@ -56,6 +56,7 @@ class SendResult:
     """The last attempt decides; all attempts are kept for logs and metrics."""
 
     attempts: tuple[AttemptResult, ...]
+    elapsed_seconds: float = 0.0
 
     @property
     def final(self) -> AttemptResult:
@@ -113,6 +114,7 @@ class AlipayClient:
     def send(self, credentials: Credentials, body: bytes, deadline: float) -> SendResult:
         """Send ``body`` until a non-UNKNOWN answer, the attempt budget, or ``deadline`` (monotonic)."""
         attempts: list[AttemptResult] = []
+        started = self._clock()
         while True:
             result = self._attempt(credentials, body, deadline)
             attempts.append(result)
@@ -125,7 +127,7 @@ class AlipayClient:
                 break
             if delay:
                 self._sleep(delay)
-        return SendResult(tuple(attempts))
+        return SendResult(tuple(attempts), self._clock() - started)
 
     def _attempt(self, credentials: Credentials, body: bytes, deadline: float) -> AttemptResult:
         remaining = deadline - self._clock()

@@ -1,0 +1,190 @@
+"""Lambda entry point (contract section 1): the REST API and EventBridge Scheduler invocations.
+
+Thin by design: it turns events into calls on ipass_budget (shipped in the layer) and renders the
+answers. Clients, sessions and parsed keys live for the whole execution environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from ipass_budget.api import (
+    HttpAnswer,
+    answer_submission,
+    error_answer,
+    get_budget_update,
+    invalid_answer,
+    misconfigured_answer,
+    post_budget_update,
+)
+from ipass_budget.client import AlipayClient
+from ipass_budget.errors import ConfigurationError, FieldError, InvalidRequestError
+from ipass_budget.ledger import Ledger
+from ipass_budget.models import BudgetUpdateInput
+from ipass_budget.outcome import Outcome
+from ipass_budget.schedule import is_schedule_event, parse_schedule_input
+from ipass_budget.secret_source import SecretSource
+from ipass_budget.service import BudgetService, Report
+from ipass_budget.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+# Short AWS timeouts with the SDK's standard retries keep every answer inside the Lambda deadline.
+_AWS_CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"mode": "standard", "max_attempts": 3})
+_OUTCOME_METRICS = {
+    Outcome.SUCCEEDED: "UpdatesSucceeded",
+    Outcome.FAILED: "UpdatesFailed",
+    Outcome.UNKNOWN: "UpdatesUnknown",
+}
+POST_ROUTE = "/budget-updates"
+GET_ROUTE = "/budget-updates/{requestId}"
+
+
+class ScheduledUpdateNotFinalError(RuntimeError):
+    """Raised on the schedule path so Lambda retries the event and, finally, keeps it on failure."""
+
+
+@cache
+def budget_service() -> BudgetService:
+    """Built once per execution environment; raises ConfigurationError on bad settings."""
+    settings = Settings.from_env()
+    session = boto3.session.Session()
+    return BudgetService(
+        settings=settings,
+        ledger=Ledger(session.client("dynamodb", config=_AWS_CONFIG), settings.ledger_table_name),
+        secrets=SecretSource(
+            session.client("secretsmanager", config=_AWS_CONFIG),
+            settings.signing_secret_id,
+            settings.secret_cache_seconds,
+        ),
+        client=AlipayClient(settings.ipass_base_url, settings.retry),
+    )
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_schedule_event(event):
+        return handle_schedule(event, context)
+    return proxy_result(handle_api(event, context))
+
+
+def handle_api(event: dict[str, Any], context: LambdaContext) -> HttpAnswer:
+    method = str(event.get("httpMethod", "")).upper()
+    route = event.get("resource") or ""
+    if route == POST_ROUTE and method == "POST":
+        return _post(event, context)
+    if route == GET_ROUTE and method == "GET":
+        return _get((event.get("pathParameters") or {}).get("requestId") or "")
+    if route in (POST_ROUTE, GET_ROUTE):
+        return error_answer(405, "METHOD_NOT_ALLOWED", f"{method or 'this method'} is not allowed on {route}")
+    return error_answer(404, "NOT_FOUND", "no such route")
+
+
+def handle_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Return the answer body on a final outcome; raise otherwise, so Lambda retries the event."""
+    try:
+        request = parse_schedule_input(event)
+    except InvalidRequestError as exc:
+        logger.error("schedule input is invalid", extra={"details": invalid_answer(exc).body["error"]["details"]})
+        raise ScheduledUpdateNotFinalError(f"invalid schedule input: {exc}") from None
+    caller = f"schedule:{event['schedule']['arn']}"
+    answer = answer_submission(request, lambda r: _submit(r, caller=caller, source="schedule", context=context))
+    if answer.status >= 500 or answer.body.get("outcome") not in (Outcome.SUCCEEDED, Outcome.FAILED):
+        code = answer.body.get("error", {}).get("code", "")
+        raise ScheduledUpdateNotFinalError(f"schedule occurrence {request.request_id} is not final: {code}")
+    return answer.body
+
+
+def proxy_result(answer: HttpAnswer) -> dict[str, Any]:
+    return {
+        "statusCode": answer.status,
+        "headers": {"Content-Type": "application/json", **answer.headers},
+        "body": answer.encoded().decode("utf-8"),
+        "isBase64Encoded": False,
+    }
+
+
+def _post(event: dict[str, Any], context: LambdaContext) -> HttpAnswer:
+    try:
+        raw = _body_bytes(event)
+    except InvalidRequestError as exc:
+        return invalid_answer(exc)
+    caller = _caller(event)
+    answer = post_budget_update(raw, lambda r: _submit(r, caller=caller, source="api", context=context))
+    if answer.status in (409, 422) and "outcome" not in answer.body:
+        metrics.add_metric(name="LedgerConflicts", unit=MetricUnit.Count, value=1)
+    return answer
+
+
+def _get(request_id: str) -> HttpAnswer:
+    try:
+        service = budget_service()
+    except ConfigurationError as exc:
+        return misconfigured_answer(exc, request_id)
+    return get_budget_update(request_id, service.status)
+
+
+def _submit(request: BudgetUpdateInput, *, caller: str, source: str, context: LambdaContext) -> Report:
+    logger.set_correlation_id(request.request_id)
+    service = budget_service()
+    remaining = context.get_remaining_time_in_millis() / 1000
+    deadline = time.monotonic() + remaining - service.settings.response_reserve_seconds
+    report = service.submit(request, caller=caller, source=source, deadline=deadline, lease_seconds=remaining)
+    _observe(report)
+    return report
+
+
+def _observe(report: Report) -> None:
+    if report.replayed:
+        metrics.add_metric(name="Replays", unit=MetricUnit.Count, value=1)
+    if report.rejected:
+        metrics.add_metric(name="UpdatesRejected", unit=MetricUnit.Count, value=1)
+    elif not report.replayed or report.outcome is Outcome.UNKNOWN:
+        # An unresolved request keeps counting, so the UNKNOWN alarm stays up until it is resolved.
+        metrics.add_metric(name=_OUTCOME_METRICS[report.outcome], unit=MetricUnit.Count, value=1)
+    if report.alipay_seconds is not None:
+        metrics.add_metric(name="AlipayLatency", unit=MetricUnit.Milliseconds, value=report.alipay_seconds * 1000)
+    if not report.recorded:
+        metrics.add_metric(name="LedgerWriteFailed", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "budget update",
+        extra={
+            "outcome": str(report.outcome),
+            "state": str(report.state),
+            "result_code": report.result_info.result_code if report.result_info else None,
+            "tracer_id": report.tracer_id,
+            "attempts": report.attempts,
+            "replayed": report.replayed,
+        },
+    )
+
+
+def _body_bytes(event: dict[str, Any]) -> bytes:
+    body = event.get("body")
+    if not isinstance(body, str):
+        return b""
+    if not event.get("isBase64Encoded"):
+        return body.encode("utf-8", errors="surrogatepass")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError([FieldError("body", "is flagged base64 but is not valid base64")]) from None
+
+
+def _caller(event: dict[str, Any]) -> str:
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    return str(identity.get("userArn") or identity.get("caller") or "unknown")

@@ -1,0 +1,238 @@
+"""The budget-update use case: claim the requestId, send once, record the outcome.
+
+Framework-free: the Lambda handler, the local stack and the tests drive it the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ipass_budget.client import AlipayClient, SendResult
+from ipass_budget.credentials import Credentials
+from ipass_budget.errors import (
+    ConfigurationError,
+    DependencyUnavailableError,
+    RequestIdReusedError,
+    RequestInProgressError,
+)
+from ipass_budget.ledger import Claim, Ledger, LedgerRecord, LedgerState
+from ipass_budget.models import BudgetUpdate, BudgetUpdateInput
+from ipass_budget.outcome import Disposition, Outcome, Reason, ResultInfo
+from ipass_budget.secret_source import SecretSource
+from ipass_budget.settings import Settings, UnknownOutcomePolicy
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# AlipayHK refusals that a rotated key explains: re-read the secret once and send again.
+_KEY_REFUSALS = frozenset({"INVALID_SIGNATURE", "KEY_NOT_FOUND", "SIGNATURE_INVALID"})
+# Lease kept beyond the invocation's own deadline before another invocation may take the item over.
+LEASE_MARGIN_SECONDS = 5.0
+_TABLE_CONFIGURATION_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException"})
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What the service established for one call; the API and the schedule path render it."""
+
+    request_id: str
+    state: LedgerState
+    outcome: Outcome
+    rejected: bool = False  # AlipayHK refused before its budget logic ran: retry the same requestId
+    result_info: ResultInfo | None = None
+    tracer_id: str | None = None
+    replayed: bool = False
+    timed_out: bool = False
+    attempts: int = 0
+    alipay_seconds: float | None = None
+    recorded: bool = True
+
+    @classmethod
+    def from_record(cls, record: LedgerRecord) -> Report:
+        return cls(
+            request_id=record.request_id,
+            state=record.state,
+            outcome=record.outcome,
+            rejected=record.state is LedgerState.NOT_APPLIED and record.result_info is not None,
+            result_info=record.result_info,
+            tracer_id=record.tracer_id,
+            replayed=True,
+            timed_out=record.reason == Reason.TIMEOUT,
+        )
+
+
+class BudgetService:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        secrets: SecretSource,
+        client: AlipayClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.secrets = secrets
+        self.client = client
+        self._clock = clock
+
+    def status(self, request_id: str) -> LedgerRecord | None:
+        return _guard_table(partial(self.ledger.get, request_id))
+
+    def submit(
+        self, request: BudgetUpdateInput, *, caller: str, source: str, deadline: float, lease_seconds: float
+    ) -> Report:
+        """Apply ``request`` at most once. ``deadline`` is a time.monotonic() value."""
+        credentials = self.secrets.get()
+        update = request.resolve(credentials.merchant_account_id)
+        claim = self._claim(update, caller, source, lease_seconds + LEASE_MARGIN_SECONDS)
+        if claim.token is None:
+            assert claim.existing is not None  # noqa: S101 - _claim returns one or the other
+            return Report.from_record(claim.existing)
+        previous = claim.previous
+        # A SENDING or UNKNOWN item may have reached AlipayHK already, whatever this call finds.
+        sent_before = previous is not None and (
+            previous.may_have_been_sent or previous.state in (LedgerState.SENDING, LedgerState.UNKNOWN)
+        )
+        if sent_before and self.settings.unknown_outcome_policy is UnknownOutcomePolicy.HOLD:
+            return self._hold(update.request_id, claim.token, previous)
+        result = self._send(credentials, update.to_body(), deadline)
+        return self._record(update.request_id, claim.token, result, sent_before)
+
+    def _claim(self, update: BudgetUpdate, caller: str, source: str, lease_seconds: float) -> Claim:
+        claim = _guard_table(partial(self.ledger.claim, update, caller, source, lease_seconds))
+        for _ in range(3):  # each loop is a lost race against another invocation for the same item
+            if claim.token is not None:
+                return claim
+            existing = claim.existing
+            assert existing is not None  # noqa: S101
+            if existing.fingerprint != update.fingerprint():
+                raise RequestIdReusedError(update.request_id)
+            now = self._clock()
+            if existing.state.final:
+                return claim
+            if existing.state is LedgerState.SENDING and existing.lease_live(now):
+                raise RequestInProgressError(update.request_id, _retry_after(existing, now))
+            if existing.state is LedgerState.UNKNOWN and (
+                self.settings.unknown_outcome_policy is UnknownOutcomePolicy.HOLD
+            ):
+                return claim  # stays UNKNOWN until an operator reconciles it
+            claim = _guard_table(partial(self.ledger.take_over, existing, lease_seconds))
+        if claim.token is None:
+            raise RequestInProgressError(update.request_id, 1)
+        return claim
+
+    def _send(self, credentials: Credentials, body: bytes, deadline: float) -> SendResult:
+        result = self.client.send(credentials, body, deadline)
+        if not _key_may_have_rotated(result, self.settings.unknown_outcome_policy):
+            return result
+        fresh = self.secrets.get(refresh=True)
+        if _same_keys(fresh, credentials):
+            return result
+        logger.info("signing secret changed after AlipayHK refused a signature; sending again")
+        retried = self.client.send(fresh, body, deadline)
+        return SendResult(result.attempts + retried.attempts, result.elapsed_seconds + retried.elapsed_seconds)
+
+    def _record(self, request_id: str, token: str, result: SendResult, sent_before: bool) -> Report:
+        final = result.final
+        may_have_been_sent = sent_before or result.may_have_been_sent
+        state, outcome = _settle(final.disposition, may_have_been_sent)
+        report = Report(
+            request_id=request_id,
+            state=state,
+            outcome=outcome,
+            rejected=state is LedgerState.NOT_APPLIED and final.disposition is Disposition.REJECTED,
+            result_info=final.result_info,
+            tracer_id=final.tracer_id,
+            timed_out=final.reason is Reason.TIMEOUT,
+            attempts=len(result.attempts),
+            alipay_seconds=result.elapsed_seconds,
+        )
+        try:
+            self.ledger.finish(
+                request_id,
+                token,
+                state=state,
+                attempts=len(result.attempts),
+                may_have_been_sent=may_have_been_sent,
+                result_info=final.result_info,
+                tracer_id=final.tracer_id,
+                reason=final.reason,
+                retention_seconds=self.settings.retention_seconds,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # The answer is true; the ledger still says SENDING, so the next call with this requestId
+            # re-sends it once the lease ends, and AlipayHK answers the same again.
+            logger.error("ledger update after AlipayHK answered failed: %s", type(exc).__name__)
+            return replace(report, recorded=False)
+        return report
+
+    def _hold(self, request_id: str, token: str, previous: LedgerRecord | None) -> Report:
+        """HOLD policy: a request that may have been applied is never re-sent automatically."""
+        self.ledger.finish(
+            request_id,
+            token,
+            state=LedgerState.UNKNOWN,
+            attempts=0,
+            may_have_been_sent=True,
+            result_info=previous.result_info if previous else None,
+            tracer_id=previous.tracer_id if previous else None,
+            reason="AWAITING_RECONCILIATION",
+            retention_seconds=self.settings.retention_seconds,
+        )
+        return Report(request_id=request_id, state=LedgerState.UNKNOWN, outcome=Outcome.UNKNOWN, replayed=True)
+
+
+def _settle(disposition: Disposition, may_have_been_sent: bool) -> tuple[LedgerState, Outcome]:
+    if disposition is Disposition.SUCCEEDED:
+        return LedgerState.SUCCEEDED, Outcome.SUCCEEDED
+    if disposition is Disposition.FAILED:
+        return LedgerState.FAILED, Outcome.FAILED
+    if may_have_been_sent:
+        # A refusal now does not undo an earlier attempt that may have been applied.
+        return LedgerState.UNKNOWN, Outcome.UNKNOWN
+    if disposition is Disposition.REJECTED:
+        return LedgerState.NOT_APPLIED, Outcome.FAILED
+    return LedgerState.NOT_APPLIED, Outcome.UNKNOWN  # nothing left this process: not applied, not final
+
+
+def _key_may_have_rotated(result: SendResult, policy: UnknownOutcomePolicy) -> bool:
+    final = result.final
+    if final.disposition is Disposition.REJECTED:
+        return final.result_info is not None and final.result_info.result_code.upper() in _KEY_REFUSALS
+    # A response signature that fails may mean AlipayHK's key rotated; resending is a RESEND-only step.
+    return final.reason is Reason.BAD_SIGNATURE and policy is UnknownOutcomePolicy.RESEND
+
+
+def _same_keys(a: Credentials, b: Credentials) -> bool:
+    # Parsed keys are cached by their text, so unchanged key material yields the same objects.
+    return (
+        a.client_id == b.client_id
+        and a.key_version == b.key_version
+        and a.private_key is b.private_key
+        and a.alipay_public_key is b.alipay_public_key
+    )
+
+
+def _retry_after(record: LedgerRecord, now: float) -> int:
+    lease_end = record.lease_expires_at or now
+    return max(1, min(30, int(lease_end - now) + 1))
+
+
+def _guard_table(call: Callable[[], _T]) -> _T:
+    try:
+        return call()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _TABLE_CONFIGURATION_CODES:
+            raise ConfigurationError(f"ledger table cannot be used ({code})") from None
+        raise DependencyUnavailableError("DynamoDB", code or "error") from None
+    except BotoCoreError as exc:
+        raise DependencyUnavailableError("DynamoDB", type(exc).__name__) from None
