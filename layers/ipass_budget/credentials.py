@@ -42,8 +42,10 @@ def parse_credentials(secret: str | dict[str, Any]) -> Credentials:
     missing = [name for name in _REQUIRED if not isinstance(data.get(name), str) or not data[name].strip()]
     if missing:
         raise ConfigurationError(f"signing secret lacks or has empty fields: {', '.join(missing)}")
-    key_version = str(data.get("keyVersion") or DEFAULT_KEY_VERSION)
-    if not key_version.isdigit():
+    raw_version = data.get("keyVersion")
+    key_version = DEFAULT_KEY_VERSION if raw_version is None or raw_version == "" else str(raw_version)
+    # isdigit() alone accepts "²" and other Unicode digits, which would end up in the Signature header.
+    if not (key_version.isascii() and key_version.isdigit()) or not key_version.strip("0"):
         raise ConfigurationError("signing secret keyVersion must be a positive whole number")
     for name in ("clientId", "merchantAccountId"):
         if problem := token_problem(data[name], 128 if name == "clientId" else 64):
