@@ -18,11 +18,12 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, settings
+from requests.structures import CaseInsensitiveDict
+
 from ipass_budget import UPDATE_BUDGET_PATH
 from ipass_budget.credentials import Credentials, parse_credentials
 from ipass_budget.keys import load_private_key, load_public_key
 from ipass_budget.signing import sign, signing_content
-from requests.structures import CaseInsensitiveDict
 
 settings.register_profile("unit", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("rsa", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

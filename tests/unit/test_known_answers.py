@@ -19,6 +19,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from ipass_budget import UPDATE_BUDGET_PATH
 from ipass_budget.keys import load_private_key, load_public_key, public_key_base64
 from ipass_budget.models import BudgetUpdate, UpdateType

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+
 from ipass_budget import UPDATE_BUDGET_PATH
 from ipass_budget.signing import (
     RSA256,
