@@ -47,7 +47,8 @@ class RetryPolicy:
         if reason is Reason.NOT_SENT:
             return 0.0
         base = self.rate_limited_base_delay if reason is Reason.RATE_LIMITED else self.base_delay
-        cap: float = min(self.max_delay, base * 2 ** (retry_number - 1))
+        # The exponent is bounded: 2**1024 no longer converts to float (OverflowError).
+        cap: float = min(self.max_delay, base * 2 ** min(retry_number - 1, 64))
         return rng() * cap
 
 
