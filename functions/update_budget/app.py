@@ -103,6 +103,7 @@ def handle_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, 
         raise ScheduledUpdateNotFinalError(f"invalid schedule input: {exc}") from None
     caller = f"schedule:{event['schedule']['arn']}"
     answer = answer_submission(request, lambda r: _submit(r, caller=caller, source="schedule", context=context))
+    _count_refusal(answer)
     if answer.status >= 500 or answer.body.get("outcome") not in (Outcome.SUCCEEDED, Outcome.FAILED):
         code = answer.body.get("error", {}).get("code", "")
         raise ScheduledUpdateNotFinalError(f"schedule occurrence {request.request_id} is not final: {code}")
@@ -125,8 +126,7 @@ def _post(event: dict[str, Any], context: LambdaContext) -> HttpAnswer:
         return invalid_answer(exc)
     caller = _caller(event)
     answer = post_budget_update(raw, lambda r: _submit(r, caller=caller, source="api", context=context))
-    if answer.status in (409, 422) and "outcome" not in answer.body:
-        metrics.add_metric(name="LedgerConflicts", unit=MetricUnit.Count, value=1)
+    _count_refusal(answer)
     return answer
 
 
@@ -146,6 +146,25 @@ def _submit(request: BudgetUpdateInput, *, caller: str, source: str, context: La
     report = service.submit(request, caller=caller, source=source, deadline=deadline, lease_seconds=remaining)
     _observe(report)
     return report
+
+
+# Refusals without an AlipayHK outcome, by error code: what each is counted as.
+_REFUSAL_METRICS = {
+    "REQUEST_IN_PROGRESS": "LedgerConflicts",
+    "REQUEST_ID_REUSED": "LedgerConflicts",
+    "INVALID_REQUEST": "InvalidRequests",
+    "PAYLOAD_TOO_LARGE": "InvalidRequests",
+    "DEPENDENCY_UNAVAILABLE": "DependencyUnavailable",
+    "MISCONFIGURED": "Misconfigured",
+}
+
+
+def _count_refusal(answer: HttpAnswer) -> None:
+    if "outcome" in answer.body:
+        return
+    metric = _REFUSAL_METRICS.get(answer.body.get("error", {}).get("code", ""))
+    if metric:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
 
 
 def _observe(report: Report) -> None:

@@ -71,6 +71,10 @@ class SendResult:
     def may_have_been_sent(self) -> bool:
         return any(a.may_have_been_sent for a in self.attempts)
 
+    @property
+    def may_have_been_applied(self) -> bool:
+        return any(a.may_have_been_applied for a in self.attempts)
+
 
 def check_base_url(base_url: str) -> str:
     """``https://host[:port]`` without a path; plain http only for loopback (local sandbox)."""

@@ -57,7 +57,7 @@ class LedgerRecord:
     created_at: str
     updated_at: str
     attempts: int
-    may_have_been_sent: bool
+    may_have_been_applied: bool
     version: int
     lease_token: str | None = None
     lease_expires_at: float | None = None
@@ -148,7 +148,7 @@ class Ledger:
             "createdAt": {"S": iso_now(now)},
             "updatedAt": {"S": iso_now(now)},
             "attempts": {"N": "0"},
-            "maySent": {"BOOL": False},
+            "mayApplied": {"BOOL": False},
             "version": {"N": "1"},
             "leaseToken": {"S": token},
             "leaseExpiresAt": {"N": _num(now + lease_seconds)},
@@ -217,7 +217,7 @@ class Ledger:
         *,
         state: LedgerState,
         attempts: int,
-        may_have_been_sent: bool,
+        may_have_been_applied: bool,
         result_info: ResultInfo | None,
         tracer_id: str | None,
         reason: str,
@@ -229,7 +229,7 @@ class Ledger:
         values: dict[str, AttributeValueTypeDef] = {
             ":state": {"S": state},
             ":attempts": {"N": str(attempts)},
-            ":may": {"BOOL": may_have_been_sent},
+            ":may": {"BOOL": may_have_been_applied},
             ":now_iso": {"S": iso_now(now)},
             ":reason": {"S": reason},
             ":one": {"N": "1"},
@@ -238,7 +238,7 @@ class Ledger:
         sets = [
             "#state = :state",
             "attempts = attempts + :attempts",
-            "maySent = :may",
+            "mayApplied = :may",
             "updatedAt = :now_iso",
             "#reason = :reason",
             "version = version + :one",
@@ -333,7 +333,7 @@ def _record(item: Mapping[str, Any]) -> LedgerRecord:
         created_at=item["createdAt"]["S"],
         updated_at=item["updatedAt"]["S"],
         attempts=int(item["attempts"]["N"]),
-        may_have_been_sent=bool(item.get("maySent", {}).get("BOOL", False)),
+        may_have_been_applied=bool(item.get("mayApplied", {}).get("BOOL", False)),
         version=int(item["version"]["N"]),
         lease_token=s("leaseToken"),
         lease_expires_at=n("leaseExpiresAt"),

@@ -117,3 +117,10 @@ class AttemptResult:
     @property
     def may_have_been_sent(self) -> bool:
         return self.reason not in (Reason.NOT_SENT, Reason.NO_TIME_LEFT)
+
+    @property
+    def may_have_been_applied(self) -> bool:
+        """An S, or an answerless attempt that may have reached AlipayHK; F answers were not applied."""
+        if self.disposition is Disposition.UNKNOWN:
+            return self.may_have_been_sent
+        return self.disposition is Disposition.SUCCEEDED

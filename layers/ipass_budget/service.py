@@ -97,14 +97,14 @@ class BudgetService:
             assert claim.existing is not None  # noqa: S101 - _claim returns one or the other
             return Report.from_record(claim.existing)
         previous = claim.previous
-        # A SENDING or UNKNOWN item may have reached AlipayHK already, whatever this call finds.
-        sent_before = previous is not None and (
-            previous.may_have_been_sent or previous.state in (LedgerState.SENDING, LedgerState.UNKNOWN)
+        # A SENDING or UNKNOWN item may have been applied already, whatever this call finds.
+        applied_before = previous is not None and (
+            previous.may_have_been_applied or previous.state in (LedgerState.SENDING, LedgerState.UNKNOWN)
         )
-        if sent_before and self.settings.unknown_outcome_policy is UnknownOutcomePolicy.HOLD:
+        if applied_before and self.settings.unknown_outcome_policy is UnknownOutcomePolicy.HOLD:
             return self._hold(update.request_id, claim.token, previous)
         result = self._send(credentials, update.to_body(), deadline)
-        return self._record(update.request_id, claim.token, result, sent_before)
+        return self._record(update.request_id, claim.token, result, applied_before)
 
     def _claim(self, update: BudgetUpdate, caller: str, source: str, lease_seconds: float) -> Claim:
         claim = _guard_table(partial(self.ledger.claim, update, caller, source, lease_seconds))
@@ -140,10 +140,10 @@ class BudgetService:
         retried = self.client.send(fresh, body, deadline)
         return SendResult(result.attempts + retried.attempts, result.elapsed_seconds + retried.elapsed_seconds)
 
-    def _record(self, request_id: str, token: str, result: SendResult, sent_before: bool) -> Report:
+    def _record(self, request_id: str, token: str, result: SendResult, applied_before: bool) -> Report:
         final = result.final
-        may_have_been_sent = sent_before or result.may_have_been_sent
-        state, outcome = _settle(final.disposition, may_have_been_sent)
+        may_have_been_applied = applied_before or result.may_have_been_applied
+        state, outcome = _settle(final.disposition, may_have_been_applied)
         report = Report(
             request_id=request_id,
             state=state,
@@ -161,7 +161,7 @@ class BudgetService:
                 token,
                 state=state,
                 attempts=len(result.attempts),
-                may_have_been_sent=may_have_been_sent,
+                may_have_been_applied=may_have_been_applied,
                 result_info=final.result_info,
                 tracer_id=final.tracer_id,
                 reason=final.reason,
@@ -181,7 +181,7 @@ class BudgetService:
             token,
             state=LedgerState.UNKNOWN,
             attempts=0,
-            may_have_been_sent=True,
+            may_have_been_applied=True,
             result_info=previous.result_info if previous else None,
             tracer_id=previous.tracer_id if previous else None,
             reason="AWAITING_RECONCILIATION",
@@ -190,12 +190,12 @@ class BudgetService:
         return Report(request_id=request_id, state=LedgerState.UNKNOWN, outcome=Outcome.UNKNOWN, replayed=True)
 
 
-def _settle(disposition: Disposition, may_have_been_sent: bool) -> tuple[LedgerState, Outcome]:
+def _settle(disposition: Disposition, may_have_been_applied: bool) -> tuple[LedgerState, Outcome]:
     if disposition is Disposition.SUCCEEDED:
         return LedgerState.SUCCEEDED, Outcome.SUCCEEDED
     if disposition is Disposition.FAILED:
         return LedgerState.FAILED, Outcome.FAILED
-    if may_have_been_sent:
+    if may_have_been_applied:
         # A refusal now does not undo an earlier attempt that may have been applied.
         return LedgerState.UNKNOWN, Outcome.UNKNOWN
     if disposition is Disposition.REJECTED:
