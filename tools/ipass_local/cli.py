@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import threading
+import warnings
 from pathlib import Path
 
 from ipass_local.stack import LocalStack, LocalStackSettings
@@ -40,15 +40,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, default=Path(".local"), help="where demo keys are kept")
     args = parser.parse_args(argv)
     settings = LocalStackSettings(state_dir=args.state_dir, api_port=args.port, sandbox_port=args.sandbox_port)
+    # Powertools warns on each invocation that adds no metric (a GET); locally that is only noise.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Explicit handlers: a shell may start us with SIGINT ignored, and Ctrl-C must still stop us.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     with LocalStack(settings) as stack:
         assert stack.api is not None  # noqa: S101 - set by start()
         assert stack.sandbox is not None  # noqa: S101
         print(usage_text(stack.api.url, stack.sandbox.url), flush=True)
         print(f"Signing secret (demo keys, local only): {stack.secret_path}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stopping.wait()
+        stopping.wait()
     print("stopped", flush=True)
 
 
