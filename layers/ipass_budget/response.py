@@ -25,7 +25,7 @@ def read_result_info(body: bytes) -> ResultInfo | None:
     """``resultInfo`` (falling back to ``result``), with ``resultMsg`` or ``resultMessage``."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deeply nested JSON raises RecursionError
         return None
     if not isinstance(data, dict):
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ipass_budget import UPDATE_BUDGET_PATH
@@ -326,3 +327,66 @@ def test_attempt_results_that_never_left_say_so() -> None:
     assert not AttemptResult(UNKNOWN, Reason.NOT_SENT).may_have_been_sent
     assert not AttemptResult(UNKNOWN, Reason.NO_TIME_LEFT).may_have_been_sent
     assert AttemptResult(UNKNOWN, Reason.TIMEOUT).may_have_been_sent
+
+
+# --- evaluate_response is total: any answer is classified, never raised ------------------------------
+
+HEADER_NAMES = ["Signature", "signature", "Response-Time", "response-time", "Client-Id", "Encrypt", "Tracer-Id"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=8,
+)
+answer_bodies = st.one_of(
+    st.binary(max_size=200),
+    st.builds(
+        lambda status, code, msg, key: json.dumps(
+            {key: {"resultStatus": status, "resultCode": code, "resultMsg": msg}}
+        ),
+        st.sampled_from(["S", "F", "U", "s", "", "X"]) | st.integers(),
+        st.sampled_from(["SUCCESS", "PARAM_ILLEGAL", "INVALID_SIGNATURE", "UNKNOWN_EXCEPTION"]) | st.none(),
+        json_values,
+        st.sampled_from(["resultInfo", "result", "other"]),
+    ).map(str.encode),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.integers(min_value=1, max_value=200_000).map(lambda depth: b"[" * depth + b"]" * depth),
+    st.integers(min_value=1, max_value=200_000).map(lambda depth: b'{"a":' * depth + b"1" + b"}" * depth),
+)
+header_values = st.one_of(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=60),
+    st.sampled_from(
+        [
+            "",
+            "algorithm=RSA256,keyVersion=1,signature=ab%2B%2Fcd%3D%3D",
+            "algorithm=ECC224,signature=YWJj",
+            "signature=%zz",
+            "signature=\u00e9\u00e9",
+            "2024-05-22T09:12:21Z",
+            CLIENT_ID,
+        ]
+    ),
+)
+
+
+@given(
+    status=st.sampled_from([200, 200, 200, 500, 429]),
+    headers=st.dictionaries(st.sampled_from(HEADER_NAMES), header_values, max_size=5),
+    body=answer_bodies,
+)
+@example(status=200, headers={}, body=b"[" * 100_000 + b"]" * 100_000)
+@example(status=200, headers={}, body=b'{"resultInfo":' * 50_000 + b"1" + b"}" * 50_000)
+def test_evaluate_response_classifies_any_answer_and_never_succeeds_unverified(
+    gateway_public_key: rsa.RSAPublicKey, status: int, headers: dict[str, str], body: bytes
+) -> None:
+    result = evaluate_response(
+        http_status=status,
+        headers=headers,
+        body=body,
+        path=UPDATE_BUDGET_PATH,
+        client_id=CLIENT_ID,
+        alipay_public_key=gateway_public_key,
+    )
+    # Nothing here carries a valid gateway signature, so nothing may count as verified or succeeded.
+    assert not result.verified
+    assert result.disposition is not SUCCEEDED
+    assert (result.disposition is UNKNOWN) == (result.reason is not Reason.ANSWERED)
