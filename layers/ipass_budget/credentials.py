@@ -35,7 +35,7 @@ def parse_credentials(secret: str | dict[str, Any]) -> Credentials:
     if isinstance(secret, str):
         try:
             data = json.loads(secret)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ConfigurationError("signing secret is not valid JSON") from None
     if not isinstance(data, dict):
         raise ConfigurationError("signing secret must be a JSON object")

@@ -114,7 +114,10 @@ def test_all_missing_fields_are_named_at_once() -> None:
     assert all(name in str(caught.value) for name in REQUIRED)
 
 
-@pytest.mark.parametrize("text", ["", "not json", "{", '"a string"', "[1]", "null"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "not json", "{", '"a string"', "[1]", "null", pytest.param("[" * 100_000 + "]" * 100_000, id="deeply-nested")],
+)
 def test_a_secret_that_is_not_a_json_object_is_refused(text: str) -> None:
     with pytest.raises(ConfigurationError, match="signing secret"):
         parse_credentials(text)
