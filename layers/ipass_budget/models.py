@@ -20,7 +20,7 @@ class UpdateType(StrEnum):
 
 
 # field name -> maximum length; all share the printable-ASCII-without-space rule.
-_TOKEN_FIELDS = {"requestId": 128, "templateCode": 32, "merchantAccountId": 64}
+TOKEN_FIELDS = {"requestId": 128, "templateCode": 32, "merchantAccountId": 64}
 _REQUIRED = ("requestId", "templateCode", "updateType", "number")
 _ALLOWED = frozenset((*_REQUIRED, "merchantAccountId"))
 
@@ -113,7 +113,7 @@ def parse_budget_update(data: object) -> BudgetUpdateInput:
         raise InvalidRequestError([FieldError("body", f"must be a JSON object, got {_json_type(data)}")])
     errors = [FieldError(str(name), "unknown field") for name in data if name not in _ALLOWED]
     errors += [FieldError(name, "is required") for name in _REQUIRED if name not in data]
-    for name, max_length in _TOKEN_FIELDS.items():
+    for name, max_length in TOKEN_FIELDS.items():
         if name in data and (problem := token_problem(data[name], max_length)):
             errors.append(FieldError(name, problem))
     if "updateType" in data and data["updateType"] not in tuple(UpdateType):
