@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import selectors
 import socket
 import socketserver
 import threading
@@ -31,8 +32,6 @@ logger = logging.getLogger("ipass_sandbox")
 MAX_BODY_BYTES = 64 * 1024
 # Idle keep-alive connections are closed after this long, so abandoned clients do not pin threads.
 IDLE_TIMEOUT_SECONDS = 120.0
-# How often serve_forever notices stop(); it bounds how long stop() takes.
-POLL_INTERVAL_SECONDS = 0.05
 STOP_JOIN_SECONDS = 5.0
 
 
@@ -45,6 +44,8 @@ class SandboxServer:
         # Set by stop(): wakes handlers that wait in an injected delay.
         self.stopping = threading.Event()
         self._httpd = _HTTPServer((host, port), self)
+        # stop() writes to this pair to wake the accept loop at once (serve_forever would poll).
+        self._wake_reader, self._wake_writer = socket.socketpair()
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
 
@@ -66,8 +67,7 @@ class SandboxServer:
             if self._thread is not None or self.stopping.is_set():
                 raise RuntimeError("a SandboxServer can be started once")
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": POLL_INTERVAL_SECONDS},
+                target=self._accept_loop,
                 name=f"ipass-sandbox:{self.port}",
                 daemon=True,
             )
@@ -80,11 +80,25 @@ class SandboxServer:
             if self.stopping.is_set():
                 return
             self.stopping.set()
+            self._wake_writer.send(b"x")
             if self._thread is not None:
-                self._httpd.shutdown()  # only safe once serve_forever runs; it waits for the loop to end
                 self._thread.join(STOP_JOIN_SECONDS)
             self._httpd.close_connections()
             self._httpd.server_close()
+            self._wake_reader.close()
+            self._wake_writer.close()
+
+    def _accept_loop(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._httpd, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                ready = selector.select()
+                if self.stopping.is_set():
+                    break
+                if any(key.fileobj is self._httpd for key, _ in ready):
+                    # The listening socket is readable, so this accepts without blocking.
+                    self._httpd.handle_request()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -110,6 +124,9 @@ class _HTTPServer(ThreadingHTTPServer):
     # socketserver's default listen backlog of 5 drops connections when many clients connect at once
     # (benchmarks, concurrency tests); the kernel caps this at somaxconn anyway.
     request_queue_size = 128
+    # Bounds handle_request()'s own wait in the rare case a connection vanishes between our select
+    # and its accept (the accept loop then just goes round again).
+    timeout = 0.5
 
     def __init__(self, address: tuple[str, int], sandbox: SandboxServer) -> None:
         self.sandbox = sandbox
@@ -155,6 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ipass-sandbox"
     sys_version = ""
     timeout = IDLE_TIMEOUT_SECONDS
+    # Headers and body leave in two writes; with Nagle on, the body waits for the client's delayed
+    # ACK (about 40 ms on Linux) on every keep-alive request.
+    disable_nagle_algorithm = True
 
     @property
     def _sandbox(self) -> SandboxServer:
