@@ -10,7 +10,7 @@ Prints one table: median and p90 of
 next to a plain baseline and the ratio client/baseline (target: within 1.10). The two sides are
 interleaved sample by sample (alternating which goes first) so that drift and noise hit both alike.
 
-    .venv/bin/python benchmarks/protocol_bench.py           # full run (about a minute)
+    .venv/bin/python benchmarks/protocol_bench.py           # full run (15-30 s)
     .venv/bin/python benchmarks/protocol_bench.py --quick   # CI smoke run (a few seconds)
 
 The exit status is non-zero only when something fails (an answer does not verify, the sandbox does not
