@@ -212,17 +212,8 @@ def bench_parse(sizes: Sizes, key: rsa.RSAPrivateKey) -> tuple[Row, Row]:
 
 @contextmanager
 def running_sandbox(client_key: rsa.RSAPrivateKey, gateway_key: rsa.RSAPrivateKey) -> Iterator[str]:
-    from ipass_sandbox import server as sandbox_server
     from ipass_sandbox.config import build_config, demo_templates
-
-    # The sandbox writes an answer's headers and body with two send() calls; with Nagle's algorithm on,
-    # the body waits for the client's delayed ACK (up to 40 ms on Linux), which would dominate the round
-    # trip of both sides. Real gateways do not behave like that, so switch Nagle off for the benchmark
-    # (socketserver.StreamRequestHandler.disable_nagle_algorithm) unless the sandbox already does.
-    handler = getattr(sandbox_server, "_Handler", None)
-    if handler is not None and not getattr(handler, "disable_nagle_algorithm", True):
-        handler.disable_nagle_algorithm = True
-    SandboxServer = sandbox_server.SandboxServer
+    from ipass_sandbox.server import SandboxServer
 
     config = build_config(gateway_key, {CLIENT_ID: {KEY_VERSION: client_key.public_key()}}, demo_templates(MERCHANT))
     with SandboxServer(config, "127.0.0.1", 0) as server:
