@@ -265,29 +265,42 @@ class Ledger:
         )
 
     def resolve(
-        self, existing: LedgerRecord, *, state: LedgerState, by: str, note: str, retention_seconds: float
-    ) -> None:
-        """An operator's reconciliation of an UNKNOWN item (recorded with who and when)."""
+        self, existing: LedgerRecord, *, applied: bool, by: str, note: str, retention_seconds: float
+    ) -> LedgerRecord:
+        """An operator's reconciliation of a request whose outcome is unknown, recorded with who and when.
+
+        Allowed for UNKNOWN items and for SENDING items whose lease has ended (the invocation died).
+        ``applied`` makes it SUCCEEDED, otherwise FAILED: both final and replayed, so a caller that
+        still wants the change makes it under a new requestId, a decision the operator has seen.
+        """
         now = self._clock()
-        self._client.update_item(
+        state = LedgerState.SUCCEEDED if applied else LedgerState.FAILED
+        resolution = {"by": by, "at": iso_now(now), "note": note, "applied": "true" if applied else "false"}
+        answer = self._client.update_item(
             TableName=self._table,
             Key={"requestId": {"S": existing.request_id}},
             UpdateExpression=(
                 "SET #state = :state, resolution = :resolution, updatedAt = :now_iso, "
-                "version = version + :one, expiresAt = :expires"
+                "version = version + :one, expiresAt = :expires REMOVE leaseToken, leaseExpiresAt"
             ),
-            ConditionExpression="version = :version AND #state = :unknown",
+            ConditionExpression=(
+                "version = :version AND (#state = :unknown OR (#state = :sending AND leaseExpiresAt <= :now))"
+            ),
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
                 ":state": {"S": state},
-                ":resolution": {"M": {"by": {"S": by}, "at": {"S": iso_now(now)}, "note": {"S": note}}},
+                ":resolution": {"M": {k: {"S": v} for k, v in resolution.items()}},
                 ":now_iso": {"S": iso_now(now)},
+                ":now": {"N": _num(now)},
                 ":one": {"N": "1"},
                 ":expires": {"N": _num(now + retention_seconds)},
                 ":version": {"N": str(existing.version)},
                 ":unknown": {"S": LedgerState.UNKNOWN},
+                ":sending": {"S": LedgerState.SENDING},
             },
+            ReturnValues="ALL_NEW",
         )
+        return _record(answer["Attributes"])
 
 
 def is_conditional_failure(exc: ClientError) -> bool:
