@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+from requests.structures import CaseInsensitiveDict
 
 from ipass_budget.outcome import AttemptResult, Disposition, Reason, ResultInfo, classify
 from ipass_budget.signing import RSA256, SignatureHeaderError, parse_signature_header, signing_content, verify
@@ -15,7 +16,8 @@ from ipass_budget.signing import RSA256, SignatureHeaderError, parse_signature_h
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive header lookup that also works on plain dicts."""
     value = headers.get(name)
-    if value is None:
+    # requests' header map is already case-insensitive: scanning it again would only cost time.
+    if value is None and not isinstance(headers, CaseInsensitiveDict):
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), None)
     return value
