@@ -170,7 +170,6 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real gateway
     server_version = "ipass-sandbox"
-    sys_version = ""
     timeout = IDLE_TIMEOUT_SECONDS
     # Headers and body leave in two writes; with Nagle on, the body waits for the client's delayed
     # ACK (about 40 ms on Linux) on every keep-alive request.
@@ -257,6 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    def version_string(self) -> str:
+        return self.server_version  # without the default's Python version
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines and status codes only: headers (and so signatures) are never logged.
