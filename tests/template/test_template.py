@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from tests.template.template_loader import REPO_ROOT, load_template, parameter_defaults, render_sub
+from ipass_local.template import REPO_ROOT, load_template, parameter_defaults, render_sub
 
 Json = dict[str, Any]
 
