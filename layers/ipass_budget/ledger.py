@@ -163,13 +163,7 @@ class Ledger:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            old = _conditional_failure_item(exc)
-            if old is None:
-                raise
-            existing = _record(old)
-            if existing.lease_token == token:  # our own write, retried by botocore after a lost answer
-                return Claim(token, None)
-            return Claim(None, existing)
+            return _refused_claim(exc, token, previous=None)
         return Claim(token, None)
 
     def take_over(self, existing: LedgerRecord, lease_seconds: float) -> Claim:
@@ -201,13 +195,7 @@ class Ledger:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            old = _conditional_failure_item(exc)
-            if old is None:
-                raise
-            current = _record(old)
-            if current.lease_token == token:
-                return Claim(token, None, previous=existing)
-            return Claim(None, current)
+            return _refused_claim(exc, token, previous=existing)
         return Claim(token, None, previous=existing)
 
     def finish(
@@ -301,6 +289,17 @@ class Ledger:
             ReturnValues="ALL_NEW",
         )
         return _record(answer["Attributes"])
+
+
+def _refused_claim(exc: ClientError, token: str, previous: LedgerRecord | None) -> Claim:
+    """The item that stood in the way of a conditional claim, from the refused write itself."""
+    old = _conditional_failure_item(exc)
+    if old is None:
+        raise exc
+    current = _record(old)
+    if current.lease_token == token:  # our own write, retried by botocore after its answer was lost
+        return Claim(token, None, previous=previous)
+    return Claim(None, current)
 
 
 def is_conditional_failure(exc: ClientError) -> bool:
