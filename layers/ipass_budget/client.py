@@ -77,19 +77,23 @@ class SendResult:
 
 
 def check_base_url(base_url: str) -> str:
-    """``https://host[:port]`` without a path; plain http only for loopback (local sandbox)."""
+    """``https://host[:port]`` without a path; plain http only for a sandbox on this machine.
+
+    "This machine" is loopback, or ``host.docker.internal``: the host as seen from the container
+    that ``sam local invoke`` runs the function in.
+    """
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError("IPASS_BASE_URL must be an absolute https:// URL")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigurationError("IPASS_BASE_URL must not carry a path, query or fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigurationError("IPASS_BASE_URL must use https (http is allowed only for loopback)")
+    if parts.scheme == "http" and not _is_local(parts.hostname):
+        raise ConfigurationError("IPASS_BASE_URL must use https (http is allowed only for a local sandbox)")
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+def _is_local(host: str) -> bool:
+    if host in ("localhost", "host.docker.internal"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

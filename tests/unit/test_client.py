@@ -491,3 +491,7 @@ def test_default_session_verifies_tls_and_never_retries_by_itself() -> None:
             assert adapter.max_retries.total == 0
     finally:
         client.close()
+
+
+def test_plain_http_is_allowed_for_the_docker_host_name_used_by_sam_local() -> None:
+    assert check_base_url("http://host.docker.internal:8780") == "http://host.docker.internal:8780"
