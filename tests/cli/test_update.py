@@ -69,6 +69,7 @@ def test_the_printed_request_id_retries_without_applying_twice(cli: Cli, api: st
     assert service_env.arrivals(request_id) == 1
     human = update(cli, api, "--request-id", request_id, number="7")
     assert human.out.startswith("SUCCEEDED (replayed)")
+    assert "replayed   true" in human.out
     assert "(generated" not in human.err
 
 
@@ -76,7 +77,8 @@ def test_a_final_failure_exits_3(cli: Cli, api: str, service_env: ServiceEnv) ->
     result = update(cli, api, template="DEMO-CLOSED", number="1")
 
     assert result.code == 3
-    assert result.out.startswith("FAILED (final): AlipayHK F / PASS_TEMPLATE_STATUS_ILLEGAL")
+    assert result.out.startswith("FAILED (final): PASS_TEMPLATE_STATUS_ILLEGAL\n")
+    assert "AlipayHK   F / PASS_TEMPLATE_STATUS_ILLEGAL / " in result.out
     assert "new requestId" in result.out
 
 
@@ -111,7 +113,7 @@ def test_unknown_exits_5_and_says_how_to_retry(cli: Cli, api: str, service_env: 
     unknown = update(cli, api, "--request-id", request_id, number="4")
 
     assert unknown.code == 5
-    assert unknown.out.startswith("UNKNOWN")
+    assert unknown.out.startswith("UNKNOWN: the outcome is not known yet (AlipayHK answered: UNKNOWN_EXCEPTION)\n")
     assert f"ipass-budget update --api {api} --template DEMO-VALID --append 4 --request-id {request_id}" in unknown.out
     assert "in 5 s" in unknown.out  # Retry-After
 
@@ -237,3 +239,11 @@ def test_status_of_an_unknown_request_exits_9(cli: Cli, api: str, service_env: S
 def test_status_of_an_invalid_request_id_exits_6(cli: Cli, unused_port: int) -> None:
     result = cli("status", "has space", "--api", f"http://127.0.0.1:{unused_port}")
     assert result.code == 6
+
+
+def test_a_bad_timeout_is_a_usage_error(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    for value in ("0", "-1", "nan", "soon"):
+        with pytest.raises(SystemExit) as stopped:
+            cli("status", "r-1", "--api", "http://127.0.0.1:1", "--timeout", value)
+        assert stopped.value.code == 2
+        assert "--timeout" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import boto3
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import BotoCoreError
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
@@ -114,17 +115,19 @@ class ApiClient:
         host = urlsplit(self.base_url).hostname or ""
         self.signing = (not is_loopback(host)) if sign is None else sign
         self.timeout = timeout
-        self._credentials: Any = None
+        self._credentials: ReadOnlyCredentials | None = None
         self._region = ""
         if self.signing:
             self._prepare_signing(session or boto3.Session(), region)
 
     def _prepare_signing(self, session: boto3.Session, region: str | None) -> None:
         try:
-            credentials = session.get_credentials()
+            found = session.get_credentials()
+            # Frozen once: an expired SSO session or a failing credential process shows here, not mid-call.
+            credentials = found.get_frozen_credentials() if found is not None else None
             configured_region = session.region_name
         except BotoCoreError as exc:  # a broken profile, for example
-            raise NoCredentialsForSigningError(f"the AWS configuration cannot be read: {exc}") from None
+            raise NoCredentialsForSigningError(f"the AWS credentials cannot be loaded: {exc}") from None
         if credentials is None:
             raise NoCredentialsForSigningError(
                 "no AWS credentials found to sign the request (SigV4): configure them (aws configure, "
@@ -168,6 +171,7 @@ class ApiClient:
         return _answer(response)
 
     def _signed_headers(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict[str, str]:
+        assert self._credentials is not None  # noqa: S101 - set whenever signing is on
         request = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
         SigV4Auth(self._credentials, "execute-api", self._region).add_auth(request)
         return {name: str(value) for name, value in request.headers.items()}

@@ -37,6 +37,16 @@ command with --request-id: the service applies it at most once.
 """
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 3600 seconds")
+    return value
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -130,7 +140,11 @@ def _add_api_options(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--region", help="region to sign for (default: from an execute-api host, else AWS config)")
     sub.add_argument(
-        "--timeout", type=float, default=35.0, metavar="S", help="seconds to wait for the answer (default: %(default)s)"
+        "--timeout",
+        type=_seconds,
+        default=35.0,
+        metavar="S",
+        help="seconds to wait for the answer (default: %(default)s)",
     )
 
 

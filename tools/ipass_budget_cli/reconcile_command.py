@@ -65,7 +65,7 @@ def refusal(record: LedgerRecord, now: float) -> ReconcileError | None:
 
 def reconcile(args: argparse.Namespace, table: str, now: float | None = None) -> LedgerRecord:
     session = aws.session(args.region)
-    ledger = Ledger(aws.dynamodb(session), table)
+    ledger = _guard(table, lambda: Ledger(aws.dynamodb(session), table))  # no region: an error here
     existing = _guard(table, lambda: ledger.get(args.request_id))
     if existing is None:
         raise ReconcileError(

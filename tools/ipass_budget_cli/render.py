@@ -132,11 +132,10 @@ def record_next_step(record: dict[str, Any]) -> str:
 
 
 def _result_text(body: dict[str, Any]) -> str:
+    """``: CODE`` (AlipayHK's resultCode) for a headline; the whole resultInfo is in the rows below it."""
     info = body.get("resultInfo")
-    if not isinstance(info, dict):
-        return ""
-    parts = [str(info.get(k)) for k in ("resultStatus", "resultCode", "resultMsg") if info.get(k)]
-    return f": AlipayHK {' / '.join(parts)}" if parts else ""
+    code = info.get("resultCode") if isinstance(info, dict) else None
+    return f": {code}" if code else ""
 
 
 def _retry_headline(code: str, info: str) -> str:
@@ -144,7 +143,7 @@ def _retry_headline(code: str, info: str) -> str:
         return "IN PROGRESS: another call with this requestId is still running"
     if code == "DEPENDENCY_UNAVAILABLE":
         return "UNAVAILABLE: Secrets Manager or DynamoDB could not be used; nothing was sent"
-    return f"UNKNOWN: the outcome is not known yet{info}"
+    return "UNKNOWN: the outcome is not known yet" + (f" (AlipayHK answered{info})" if info else "")
 
 
 def _retry_next(answer: ApiAnswer, code: str, rerun: str) -> str:
@@ -212,7 +211,8 @@ def print_answer(answer: ApiAnswer, verdict: Verdict, stream: TextIO | None = No
     info = body.get("resultInfo")
     if isinstance(info, dict):
         rows.append(("AlipayHK", " / ".join(str(info.get(k, "")) for k in ("resultStatus", "resultCode", "resultMsg"))))
-    rows += [("tracerId", body.get("tracerId")), ("replayed", body.get("replayed"))]
+    replayed = body.get("replayed")
+    rows += [("tracerId", body.get("tracerId")), ("replayed", None if replayed is None else json.dumps(replayed))]
     error = error_of(body)
     if error:
         rows.append(("error", f"{error.get('code', '')}: {error.get('message', '')}"))
