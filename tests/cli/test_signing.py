@@ -123,6 +123,8 @@ def test_loopback_detection_and_api_url_rules() -> None:
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"))
     assert not any(is_loopback(h) for h in ("10.0.0.1", "example.com", "abc.execute-api.us-east-1.amazonaws.com"))
     assert check_api_url("https://api.example.com/prod/") == "https://api.example.com/prod"
+    stack_output = "https://abc123.execute-api.ap-east-1.amazonaws.com/prod/budget-updates"  # the ApiUrl output
+    assert check_api_url(stack_output) == "https://abc123.execute-api.ap-east-1.amazonaws.com/prod"
     for bad in ("http://api.example.com", "ftp://x", "https://x/prod?a=1", "not a url"):
         with pytest.raises(ValueError, match="--api"):
             check_api_url(bad)

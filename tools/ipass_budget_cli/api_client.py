@@ -63,7 +63,7 @@ class ApiAnswer:
 
 
 def check_api_url(url: str) -> str:
-    """The API base URL (scheme, host, optional stage path) without a trailing slash."""
+    """The API base URL (scheme, host, optional stage path) without a trailing slash or /budget-updates."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ApiUsageError(
@@ -73,7 +73,9 @@ def check_api_url(url: str) -> str:
         raise ApiUsageError("--api must not carry a query string or fragment")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ApiUsageError("--api must use https (plain http only for 127.0.0.1, ::1 or localhost)")
-    return url.strip().rstrip("/")
+    base = url.strip().rstrip("/")
+    # The stack's ApiUrl output ends in /budget-updates: accept it as well as the stage URL.
+    return base.removesuffix(UPDATES_PATH) if parts.path.rstrip("/").endswith(UPDATES_PATH) else base
 
 
 def is_loopback(host: str) -> bool:

@@ -129,7 +129,7 @@ def _add_api_options(sub: argparse.ArgumentParser) -> None:
         "--api",
         required=True,
         metavar="URL",
-        help="API base URL incl. stage, e.g. https://ID.execute-api.REGION.amazonaws.com/prod",
+        help="the stage URL (https://ID.execute-api.REGION.amazonaws.com/prod) or the stack's ApiUrl output",
     )
     sub.add_argument("--json", action="store_true", help="print {httpStatus, exitCode, origin, body} as JSON")
     sub.add_argument(
