@@ -91,3 +91,18 @@ def test_a_missing_file_is_refused(cli: Cli, tmp_path: Path) -> None:
     result = cli("secret", "put", "--secret-id", "x", "--file", tmp_path / "nope.json")
     assert result.code == 6
     assert "cannot read" in result.err
+
+
+def test_put_creates_a_new_secret_under_the_given_kms_key(
+    cli: Cli, moto_env: str, tmp_path: Path, sandbox_private_key: rsa.RSAPrivateKey
+) -> None:
+    key_id = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    name = f"ipass-budget/test-{uuid.uuid4().hex[:8]}"
+    secret_file = _secret_file(
+        cli, tmp_path / "kms.json", "--alipay-public-key", public_key_base64(sandbox_private_key)
+    )
+
+    result = cli("secret", "put", "--secret-id", name, "--file", secret_file, "--kms-key-id", key_id)
+
+    assert result.code == 0
+    assert boto3.client("secretsmanager").describe_secret(SecretId=name)["KmsKeyId"] == key_id

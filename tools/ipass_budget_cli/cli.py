@@ -122,6 +122,12 @@ def _add_secret(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--file", required=True, type=Path, metavar="FILE", help="signing-secret JSON (contract section 3)"
     )
     put.add_argument("--region", help="AWS region (default: the AWS configuration's)")
+    put.add_argument(
+        "--kms-key-id",
+        metavar="KEY",
+        help="KMS key (id, alias or ARN) to encrypt a NEW secret with (default aws/secretsmanager); "
+        "set the stack's SigningSecretKmsKeyArn to the same key",
+    )
 
 
 def _add_api_options(sub: argparse.ArgumentParser) -> None:

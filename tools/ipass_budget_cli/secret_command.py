@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
         print_problem(f"{path} is not a usable signing secret: {exc}", hint)
         return ExitCode.REFUSED
     try:
-        arn, version_id, created = put_secret(aws.secretsmanager(aws.session(args.region)), args.secret_id, text)
+        arn, version_id, created = put_secret(
+            aws.secretsmanager(aws.session(args.region)), args.secret_id, text, args.kms_key_id
+        )
     except ParamValidationError:
         # The message could quote parameter values; say only what is known to be safe.
         print_problem("Secrets Manager refused the request parameters (is the file over 64 KiB?)", "")
@@ -71,8 +73,13 @@ class SecretNotFoundError(LookupError):
     pass
 
 
-def put_secret(client: SecretsManagerClient, secret_id: str, text: str) -> tuple[str, str, bool]:
-    """A new version of an existing secret, or a new secret; returns (ARN, version id, created)."""
+def put_secret(
+    client: SecretsManagerClient, secret_id: str, text: str, kms_key_id: str | None = None
+) -> tuple[str, str, bool]:
+    """A new version of an existing secret, or a new secret; returns (ARN, version id, created).
+
+    ``kms_key_id`` applies only when the secret is created: an existing secret keeps its key.
+    """
     try:
         answer = client.put_secret_value(SecretId=secret_id, SecretString=text)
         return answer["ARN"], answer["VersionId"], False
@@ -82,7 +89,12 @@ def put_secret(client: SecretsManagerClient, secret_id: str, text: str) -> tuple
     if secret_id.startswith("arn:"):
         raise SecretNotFoundError(f"no secret {secret_id}")
     try:
-        created = client.create_secret(Name=secret_id, SecretString=text, Description=DESCRIPTION)
+        if kms_key_id:
+            created = client.create_secret(
+                Name=secret_id, SecretString=text, Description=DESCRIPTION, KmsKeyId=kms_key_id
+            )
+        else:
+            created = client.create_secret(Name=secret_id, SecretString=text, Description=DESCRIPTION)
         return created["ARN"], created["VersionId"], True
     except ClientError as exc:
         if aws.error_code(exc) != "ResourceExistsException":
