@@ -24,11 +24,10 @@ from ipass_budget.api import (
     error_answer,
     get_budget_update,
     invalid_answer,
-    misconfigured_answer,
     post_budget_update,
 )
 from ipass_budget.client import AlipayClient
-from ipass_budget.errors import ConfigurationError, FieldError, InvalidRequestError
+from ipass_budget.errors import FieldError, InvalidRequestError
 from ipass_budget.ledger import Ledger
 from ipass_budget.models import BudgetUpdateInput
 from ipass_budget.outcome import Outcome
@@ -83,12 +82,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def handle_api(event: dict[str, Any], context: LambdaContext) -> HttpAnswer:
-    method = str(event.get("httpMethod", "")).upper()
+    # API Gateway sends these as documented; anything else is treated as absent, never raised on.
+    raw_method = event.get("httpMethod")
+    method = raw_method.upper() if isinstance(raw_method, str) and raw_method.isascii() else ""
     route = event.get("resource") or ""
     if route == POST_ROUTE and method == "POST":
         return _post(event, context)
     if route == GET_ROUTE and method == "GET":
-        return _get((event.get("pathParameters") or {}).get("requestId") or "")
+        parameters = event.get("pathParameters")
+        request_id = parameters.get("requestId") if isinstance(parameters, dict) else None
+        return _get(request_id if isinstance(request_id, str) else "")
     if route in (POST_ROUTE, GET_ROUTE):
         return error_answer(405, "METHOD_NOT_ALLOWED", f"{method or 'this method'} is not allowed on {route}")
     return error_answer(404, "NOT_FOUND", "no such route")
@@ -131,11 +134,8 @@ def _post(event: dict[str, Any], context: LambdaContext) -> HttpAnswer:
 
 
 def _get(request_id: str) -> HttpAnswer:
-    try:
-        service = budget_service()
-    except ConfigurationError as exc:
-        return misconfigured_answer(exc, request_id)
-    return get_budget_update(request_id, service.status)
+    # The requestId is validated before the service is built: a bad one is 400 even when misconfigured.
+    return get_budget_update(request_id, lambda valid_id: budget_service().status(valid_id))
 
 
 def _submit(request: BudgetUpdateInput, *, caller: str, source: str, context: LambdaContext) -> Report:
@@ -205,5 +205,8 @@ def _body_bytes(event: dict[str, Any]) -> bytes:
 
 
 def _caller(event: dict[str, Any]) -> str:
-    identity = (event.get("requestContext") or {}).get("identity") or {}
+    context = event.get("requestContext")
+    identity = context.get("identity") if isinstance(context, dict) else None
+    if not isinstance(identity, dict):
+        return "unknown"
     return str(identity.get("userArn") or identity.get("caller") or "unknown")

@@ -98,6 +98,9 @@ def decode_json_object(raw: bytes) -> Any:
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key, value in pairs:
+            if not _is_unicode(key):
+                # An unpaired "\ud800"-style escape has no UTF-8 form: the answer could not even name it.
+                raise InvalidRequestError([FieldError("body", "has a member name with an unpaired surrogate escape")])
             if key in result:
                 raise InvalidRequestError([FieldError(key, "appears more than once")])
             result[key] = value
@@ -114,6 +117,14 @@ def decode_json_object(raw: bytes) -> Any:
         raise InvalidRequestError([FieldError("body", "is not valid JSON")]) from None
     except RecursionError:
         raise InvalidRequestError([FieldError("body", "is nested too deeply")]) from None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def post_budget_update(raw_body: bytes, submit: Submit) -> HttpAnswer:
