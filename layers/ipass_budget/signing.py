@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
@@ -25,6 +26,7 @@ RSA256 = "RSA256"
 ECC224 = "ECC224"
 DEFAULT_KEY_VERSION = "1"
 
+_ALGORITHM_NAME = re.compile(r"[A-Za-z0-9_-]{1,16}")
 _PADDING = padding.PKCS1v15()
 _HASH = hashes.SHA256()
 
@@ -48,7 +50,10 @@ def check_algorithm(algorithm: str) -> str:
             "algorithm ECC224 is not supported: AlipayHK does not define its curve, hash or "
             "signature encoding; use RSA256"
         )
-    raise ConfigurationError(f"algorithm must be RSA256, got {algorithm[:20]!r}")
+    # The value comes from the secret: name it only when it looks like an algorithm name, so a key
+    # pasted into the wrong field never reaches an answer or a log line.
+    shown = repr(algorithm) if _ALGORITHM_NAME.fullmatch(algorithm) else f"a {len(algorithm)}-character value"
+    raise ConfigurationError(f"algorithm must be RSA256, got {shown}")
 
 
 def timestamp(now: datetime | None = None) -> str:
