@@ -89,6 +89,13 @@ class LocalApiGateway:
             def do_DELETE(self) -> None:
                 self._invoke("DELETE")
 
+            def __getattr__(self, name: str) -> Callable[[], None]:
+                # Any other method (PATCH, OPTIONS, HEAD, TRACE, QUERY, ...) reaches the handler too,
+                # which answers 405 on its routes; without this http.server answers 501 with HTML.
+                if name.startswith("do_"):
+                    return lambda: self._invoke(self.command)
+                raise AttributeError(name)
+
             def _invoke(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_BODY_BYTES:
@@ -108,7 +115,8 @@ class LocalApiGateway:
                     self.send_header(name, str(value))
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
-                self.wfile.write(raw)
+                if self.command != "HEAD":  # a HEAD answer has headers only
+                    self.wfile.write(raw)
 
         self._server = ThreadingHTTPServer((host, port), RequestHandler)
         self._server.daemon_threads = True
