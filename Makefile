@@ -47,3 +47,7 @@ ci: test check-template bench-quick
 
 clean:
 	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local .sandbox
+
+.PHONY: security
+security: setup  ## checkov on template.yaml, bandit on the code, pip-audit on runtime and dev dependencies
+	bash scripts/security-checks.sh

@@ -27,8 +27,12 @@ MAX_BODY_BYTES = 16 * 1024
 UNKNOWN_RETRY_AFTER_SECONDS = 5
 DEPENDENCY_RETRY_AFTER_SECONDS = 2
 
-# HTTP status of a FAILED outcome by AlipayHK resultCode (contract section 4).
-FAILED_STATUS_BY_CODE = {"PARAM_ILLEGAL": 400, "PASS_TEMPLATE_HAS_NOT_EXIT": 404, "PASS_TEMPLATE_STATUS_ILLEGAL": 409}
+# HTTP status of a FAILED outcome by AlipayHK resultCode (contract section 4). "PASS_..." are result codes.
+FAILED_STATUS_BY_CODE = {  # nosec B105  # result codes, not passwords
+    "PARAM_ILLEGAL": 400,
+    "PASS_TEMPLATE_HAS_NOT_EXIT": 404,
+    "PASS_TEMPLATE_STATUS_ILLEGAL": 409,
+}
 OTHER_FAILED_STATUS = 422
 REJECTED_STATUS = 502
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
+import subprocess  # nosec B404  # starts only our own moto server module, see start()
 import sys
 from types import TracebackType
 
@@ -28,7 +28,7 @@ class MotoServerProcess:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> MotoServerProcess:
-        self._process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        self._process = subprocess.Popen(  # noqa: S603  # nosec B603  # our own module, fixed arguments
             [sys.executable, "-m", "ipass_local.moto_server", "--host", self.host, "--port", str(self.port)],
             stdout=subprocess.PIPE,
             text=True,

@@ -35,7 +35,7 @@ def local_environment(moto_url: str, sandbox_url: str, settings: LocalStackSetti
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_REGION": LOCAL_REGION,
         "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",  # moto accepts any credentials
+        "AWS_SECRET_ACCESS_KEY": "local",  # nosec B105  # moto accepts any credentials; not a real key
         "LEDGER_TABLE_NAME": settings.table_name,
         "SIGNING_SECRET_ID": settings.secret_id,
         "IPASS_BASE_URL": sandbox_url,

@@ -79,7 +79,7 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 @lru_cache(maxsize=8)
 def _load(path: Path) -> dict[str, Any]:
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506  # nosec B506  # a SafeLoader subclass
     if not isinstance(document, dict):
         raise ValueError(f"{path} is not a YAML mapping")
     return document

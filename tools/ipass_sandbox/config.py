@@ -24,7 +24,7 @@ from ipass_sandbox.templates import Template, TemplateError, TemplateStatus, par
 
 DEFAULT_STATE_DIR = Path(".sandbox")
 CONFIG_FILE_NAME = "sandbox.json"
-SECRET_FILE_NAME = "signing-secret.json"  # noqa: S105 (a file name)
+SECRET_FILE_NAME = "signing-secret.json"  # noqa: S105  # nosec B105  # a file name
 DEMO_CLIENT_ID = "SANDBOXCLIENT01"
 DEMO_KEY_VERSION = "1"
 DEMO_MERCHANT_ACCOUNT_ID = "2160000000000001"
