@@ -21,7 +21,7 @@ def test_document_carries_the_contract_rules() -> None:
     assert request["properties"]["number"]["maximum"] == MAX_NUMBER
     assert request["properties"]["requestId"]["maxLength"] == TOKEN_FIELDS["requestId"] == 128
     post = document["paths"]["/budget-updates"]["post"]["responses"]
-    assert set(post) == {"200", "400", "404", "409", "413", "422", "500", "502", "503", "504"}
+    assert set(post) == {"200", "400", "403", "404", "409", "413", "422", "429", "500", "502", "503", "504"}
     assert str(MAX_BODY_BYTES) in post["413"]["description"]
     assert "Retry-After" in post["503"]["headers"]
     json.dumps(document)  # serialisable as is

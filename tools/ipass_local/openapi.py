@@ -125,9 +125,20 @@ def build_document() -> dict[str, Any]:
         },
     }
     unknown = "outcome UNKNOWN (AlipayHK U, HTTP error, unverifiable answer, rate limit): call again, same requestId"
+    # API Gateway's own answers (template.yaml GatewayResponses give them the same JSON error shape).
+    refused_by_iam = _answer(
+        "API Gateway refused the caller before the function ran: SigV4 signature missing, invalid or "
+        "expired, or IAM / the resource policy denies execute-api:Invoke (error.code is API Gateway's "
+        "response type, e.g. MISSING_AUTHENTICATION_TOKEN, ACCESS_DENIED, INVALID_SIGNATURE)"
+    )
+    throttled = _answer(
+        "API Gateway throttled the call before the function ran (THROTTLED, Retry-After); nothing was sent",
+        retry_after=True,
+    )
     post_responses = {
         "200": _answer("SUCCEEDED: AlipayHK answered S with a verified signature (or the stored answer, replayed)"),
         "400": _answer(f"INVALID_REQUEST (details name each field), or FAILED/UPSTREAM_FAILED: {_failed_rows()}"),
+        "403": refused_by_iam,
         "404": _answer("FAILED/UPSTREAM_FAILED: AlipayHK F PASS_TEMPLATE_HAS_NOT_EXIT"),
         "409": _answer(
             "REQUEST_IN_PROGRESS (same requestId in flight; Retry-After), or FAILED/UPSTREAM_FAILED: "
@@ -138,20 +149,27 @@ def build_document() -> dict[str, Any]:
         str(OTHER_FAILED_STATUS): _answer(
             "REQUEST_ID_REUSED (same requestId, different payload), or FAILED/UPSTREAM_FAILED: another AlipayHK F"
         ),
+        "429": throttled,
         "500": _answer("MISCONFIGURED: signing secret or settings unusable; nothing was sent"),
         str(REJECTED_STATUS): _answer(
             "FAILED/UPSTREAM_REJECTED: AlipayHK refused before its budget logic ran (INVALID_SIGNATURE, "
             "KEY_NOT_FOUND, ...); not final, retry the same requestId once fixed"
         ),
-        "503": _answer(f"{unknown}; or DEPENDENCY_UNAVAILABLE (nothing sent)", retry_after=True),
+        "503": _answer(
+            f"{unknown}; or the function failed (API Gateway); or DEPENDENCY_UNAVAILABLE (nothing sent)",
+            retry_after=True,
+        ),
         "504": _answer("outcome UNKNOWN after a timeout: call again with the same requestId", retry_after=True),
     }
     get_responses = {
         "200": _answer("the ledger record", schema="LedgerRecord"),
         "400": _answer("INVALID_REQUEST: requestId is not 1-128 printable ASCII characters"),
+        "403": refused_by_iam,
         "404": _answer("NOT_FOUND: no request with this requestId is recorded"),
+        "429": throttled,
         "500": _answer("MISCONFIGURED"),
-        "503": _answer("DEPENDENCY_UNAVAILABLE", retry_after=True),
+        "503": _answer("DEPENDENCY_UNAVAILABLE, or the function failed (API Gateway)", retry_after=True),
+        "504": _answer("API Gateway: the function timed out; reading is safe to retry", retry_after=True),
     }
     return {
         "openapi": "3.0.3",
