@@ -28,13 +28,13 @@ from ipass_budget.api import (
 )
 from ipass_budget.client import AlipayClient
 from ipass_budget.errors import FieldError, InvalidRequestError
-from ipass_budget.ledger import Ledger
+from ipass_budget.ledger import Ledger, LedgerState
 from ipass_budget.models import BudgetUpdateInput
 from ipass_budget.outcome import Outcome
 from ipass_budget.schedule import is_schedule_event, parse_schedule_input
 from ipass_budget.secret_source import SecretSource
 from ipass_budget.service import BudgetService, Report
-from ipass_budget.settings import Settings
+from ipass_budget.settings import Settings, UnknownOutcomePolicy
 
 logger = Logger()
 tracer = Tracer()
@@ -144,7 +144,7 @@ def _submit(request: BudgetUpdateInput, *, caller: str, source: str, context: La
     remaining = context.get_remaining_time_in_millis() / 1000
     deadline = time.monotonic() + remaining - service.settings.response_reserve_seconds
     report = service.submit(request, caller=caller, source=source, deadline=deadline, lease_seconds=remaining)
-    _observe(report)
+    _observe(report, service.settings.unknown_outcome_policy)
     return report
 
 
@@ -167,7 +167,7 @@ def _count_refusal(answer: HttpAnswer) -> None:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
 
 
-def _observe(report: Report) -> None:
+def _observe(report: Report, policy: UnknownOutcomePolicy) -> None:
     if report.replayed:
         metrics.add_metric(name="Replays", unit=MetricUnit.Count, value=1)
     if report.rejected:
@@ -179,6 +179,9 @@ def _observe(report: Report) -> None:
         metrics.add_metric(name="AlipayLatency", unit=MetricUnit.Milliseconds, value=report.alipay_seconds * 1000)
     if not report.recorded:
         metrics.add_metric(name="LedgerWriteFailed", unit=MetricUnit.Count, value=1)
+    if policy is UnknownOutcomePolicy.HOLD and report.state is LedgerState.UNKNOWN:
+        # Never re-sent automatically: counted on every call until an operator reconciles it.
+        metrics.add_metric(name="UpdatesHeld", unit=MetricUnit.Count, value=1)
     logger.info(
         "budget update",
         extra={

@@ -120,8 +120,14 @@ class AlipayClient:
     def close(self) -> None:
         self._session.close()
 
-    def send(self, credentials: Credentials, body: bytes, deadline: float) -> SendResult:
-        """Send ``body`` until a non-UNKNOWN answer, the attempt budget, or ``deadline`` (monotonic)."""
+    def send(
+        self, credentials: Credentials, body: bytes, deadline: float, *, resend_unknown: bool = True
+    ) -> SendResult:
+        """Send ``body`` until a non-UNKNOWN answer, the attempt budget, or ``deadline`` (monotonic).
+
+        ``resend_unknown=False`` (HOLD policy) stops after an attempt that may have been applied:
+        only attempts that certainly were not (nothing left this process) are retried.
+        """
         attempts: list[AttemptResult] = []
         started = self._clock()
         while True:
@@ -129,7 +135,7 @@ class AlipayClient:
             attempts.append(result)
             if result.disposition is not Disposition.UNKNOWN or len(attempts) >= self.policy.max_attempts:
                 break
-            if result.reason is Reason.NO_TIME_LEFT:
+            if result.reason is Reason.NO_TIME_LEFT or (not resend_unknown and result.may_have_been_applied):
                 break
             delay = self.policy.backoff(len(attempts), result.reason, self._rng)
             if self._clock() + delay + self.policy.min_attempt_time > deadline:

@@ -130,14 +130,21 @@ class BudgetService:
         return claim
 
     def _send(self, credentials: Credentials, body: bytes, deadline: float) -> SendResult:
-        result = self.client.send(credentials, body, deadline)
+        # HOLD: an attempt that may have been applied is not retried, not even within this call.
+        resend_unknown = self.settings.unknown_outcome_policy is UnknownOutcomePolicy.RESEND
+        result = self.client.send(credentials, body, deadline, resend_unknown=resend_unknown)
         if not _key_may_have_rotated(result, self.settings.unknown_outcome_policy):
             return result
-        fresh = self.secrets.get(refresh=True)
+        try:
+            fresh = self.secrets.get(refresh=True)
+        except (DependencyUnavailableError, ConfigurationError) as exc:
+            # AlipayHK's answer stands and is recorded; the next call reads the secret again.
+            logger.warning("signing secret could not be re-read after AlipayHK refused a signature: %s", exc)
+            return result
         if _same_keys(fresh, credentials):
             return result
         logger.info("signing secret changed after AlipayHK refused a signature; sending again")
-        retried = self.client.send(fresh, body, deadline)
+        retried = self.client.send(fresh, body, deadline, resend_unknown=resend_unknown)
         return SendResult(result.attempts + retried.attempts, result.elapsed_seconds + retried.elapsed_seconds)
 
     def _record(self, request_id: str, token: str, result: SendResult, applied_before: bool) -> Report:
@@ -176,18 +183,26 @@ class BudgetService:
 
     def _hold(self, request_id: str, token: str, previous: LedgerRecord | None) -> Report:
         """HOLD policy: a request that may have been applied is never re-sent automatically."""
-        self.ledger.finish(
-            request_id,
-            token,
-            state=LedgerState.UNKNOWN,
-            attempts=0,
-            may_have_been_applied=True,
-            result_info=previous.result_info if previous else None,
-            tracer_id=previous.tracer_id if previous else None,
-            reason="AWAITING_RECONCILIATION",
-            retention_seconds=self.settings.retention_seconds,
+        recorded = True
+        try:
+            self.ledger.finish(
+                request_id,
+                token,
+                state=LedgerState.UNKNOWN,
+                attempts=0,
+                may_have_been_applied=True,
+                result_info=previous.result_info if previous else None,
+                tracer_id=previous.tracer_id if previous else None,
+                reason="AWAITING_RECONCILIATION",
+                retention_seconds=self.settings.retention_seconds,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # Still UNKNOWN: the item stays SENDING until its lease ends, and is then held again.
+            logger.error("ledger update of a held request failed: %s", type(exc).__name__)
+            recorded = False
+        return Report(
+            request_id=request_id, state=LedgerState.UNKNOWN, outcome=Outcome.UNKNOWN, replayed=True, recorded=recorded
         )
-        return Report(request_id=request_id, state=LedgerState.UNKNOWN, outcome=Outcome.UNKNOWN, replayed=True)
 
 
 def _settle(disposition: Disposition, may_have_been_applied: bool) -> tuple[LedgerState, Outcome]:
