@@ -27,6 +27,7 @@ from ipass_budget.api import (
     post_budget_update,
 )
 from ipass_budget.client import AlipayClient
+from ipass_budget.deadline import attempt_seconds, bound_attempts
 from ipass_budget.errors import FieldError, InvalidRequestError
 from ipass_budget.ledger import Ledger, LedgerState
 from ipass_budget.models import BudgetUpdateInput
@@ -40,8 +41,10 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-# Short AWS timeouts with the SDK's standard retries keep every answer inside the Lambda deadline.
-_AWS_CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"mode": "standard", "max_attempts": 3})
+# DynamoDB and Secrets Manager answer in milliseconds: an attempt gets at most 1.5 s, and one retry
+# (``total_max_attempts`` counts the first attempt; ``max_attempts`` would count retries only). On
+# top, bound_attempts() starts no attempt that could end past the service's deadline for it.
+_AWS_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"mode": "standard", "total_max_attempts": 2})
 _OUTCOME_METRICS = {
     Outcome.SUCCEEDED: "UpdatesSucceeded",
     Outcome.FAILED: "UpdatesFailed",
@@ -60,15 +63,16 @@ def budget_service() -> BudgetService:
     """Built once per execution environment; raises ConfigurationError on bad settings."""
     settings = Settings.from_env()
     session = boto3.session.Session()
+    dynamodb = session.client("dynamodb", config=_AWS_CONFIG)
+    secretsmanager = session.client("secretsmanager", config=_AWS_CONFIG)
+    bound_attempts(dynamodb)
+    bound_attempts(secretsmanager)
     return BudgetService(
         settings=settings,
-        ledger=Ledger(session.client("dynamodb", config=_AWS_CONFIG), settings.ledger_table_name),
-        secrets=SecretSource(
-            session.client("secretsmanager", config=_AWS_CONFIG),
-            settings.signing_secret_id,
-            settings.secret_cache_seconds,
-        ),
+        ledger=Ledger(dynamodb, settings.ledger_table_name),
+        secrets=SecretSource(secretsmanager, settings.signing_secret_id, settings.secret_cache_seconds),
         client=AlipayClient(settings.ipass_base_url, settings.retry),
+        aws_attempt_seconds=attempt_seconds(_AWS_CONFIG),
     )
 
 
@@ -142,7 +146,8 @@ def _submit(request: BudgetUpdateInput, *, caller: str, source: str, context: La
     logger.set_correlation_id(request.request_id)
     service = budget_service()
     remaining = context.get_remaining_time_in_millis() / 1000
-    deadline = time.monotonic() + remaining - service.settings.response_reserve_seconds
+    # The service keeps its own reserve (the final ledger write, the answer) from this deadline.
+    deadline = time.monotonic() + remaining
     report = service.submit(request, caller=caller, source=source, deadline=deadline, lease_seconds=remaining)
     _observe(report, service.settings.unknown_outcome_policy)
     return report

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ipass_budget.client import AlipayClient, SendResult
 from ipass_budget.credentials import Credentials
+from ipass_budget.deadline import aws_calls_until
 from ipass_budget.errors import (
     ConfigurationError,
     DependencyUnavailableError,
@@ -35,6 +36,8 @@ _T = TypeVar("_T")
 _KEY_REFUSALS = frozenset({"INVALID_SIGNATURE", "KEY_NOT_FOUND", "SIGNATURE_INVALID"})
 # Lease kept beyond the invocation's own deadline before another invocation may take the item over.
 LEASE_MARGIN_SECONDS = 5.0
+# Kept back after the last ledger write to render and return the answer.
+ANSWER_MARGIN_SECONDS = 0.25
 _TABLE_CONFIGURATION_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException"})
 
 
@@ -76,12 +79,23 @@ class BudgetService:
         secrets: SecretSource,
         client: AlipayClient,
         clock: Callable[[], float] = time.time,
+        *,
+        aws_attempt_seconds: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.secrets = secrets
         self.client = client
         self._clock = clock
+        # The longest one Secrets Manager or DynamoDB attempt can take (its connect + read timeouts).
+        self._aws_attempt_seconds = aws_attempt_seconds
+        self._monotonic = monotonic
+
+    @property
+    def reserve_seconds(self) -> float:
+        """Time kept back from the deadline for AlipayHK: always one whole ledger write and the answer."""
+        return max(self.settings.response_reserve_seconds, self._aws_attempt_seconds + ANSWER_MARGIN_SECONDS)
 
     def status(self, request_id: str) -> LedgerRecord | None:
         return _guard_table(partial(self.ledger.get, request_id))
@@ -89,10 +103,20 @@ class BudgetService:
     def submit(
         self, request: BudgetUpdateInput, *, caller: str, source: str, deadline: float, lease_seconds: float
     ) -> Report:
-        """Apply ``request`` at most once. ``deadline`` is a time.monotonic() value."""
-        credentials = self.secrets.get()
-        update = request.resolve(credentials.merchant_account_id)
-        claim = self._claim(update, caller, source, lease_seconds + LEASE_MARGIN_SECONDS)
+        """Apply ``request`` at most once and answer by ``deadline`` (a time.monotonic() value).
+
+        AlipayHK gets until ``deadline - reserve_seconds``. The secret and the claim must be done by
+        then (no AWS attempt starts that could end later), the reserve holds one whole ledger write
+        and the answer, and nothing is claimed or sent without time for one AlipayHK attempt.
+        """
+        send_deadline = deadline - self.reserve_seconds
+        record_deadline = deadline - ANSWER_MARGIN_SECONDS
+        with aws_calls_until(send_deadline):
+            credentials = self.secrets.get()
+            update = request.resolve(credentials.merchant_account_id)
+            if not self._time_for_an_attempt(send_deadline):
+                raise DependencyUnavailableError("Secrets Manager or DynamoDB", "too little time left to send")
+            claim = self._claim(update, caller, source, lease_seconds + LEASE_MARGIN_SECONDS)
         if claim.token is None:
             assert claim.existing is not None  # noqa: S101 - _claim returns one or the other
             return Report.from_record(claim.existing)
@@ -102,9 +126,19 @@ class BudgetService:
             previous.may_have_been_applied or previous.state in (LedgerState.SENDING, LedgerState.UNKNOWN)
         )
         if applied_before and self.settings.unknown_outcome_policy is UnknownOutcomePolicy.HOLD:
-            return self._hold(update.request_id, claim.token, previous)
-        result = self._send(credentials, update.to_body(), deadline)
-        return self._record(update.request_id, claim.token, result, applied_before)
+            with aws_calls_until(record_deadline):
+                return self._hold(update.request_id, claim.token, previous)
+        if not applied_before and not self._time_for_an_attempt(send_deadline):
+            # The claim took the time AlipayHK needed: release it, nothing was sent.
+            with aws_calls_until(record_deadline):
+                self._release(update.request_id, claim.token)
+            raise DependencyUnavailableError("DynamoDB", "too slow to leave time for AlipayHK")
+        result = self._send(credentials, update.to_body(), send_deadline)
+        with aws_calls_until(record_deadline):
+            return self._record(update.request_id, claim.token, result, applied_before)
+
+    def _time_for_an_attempt(self, send_deadline: float) -> bool:
+        return self._monotonic() + self.client.policy.min_attempt_time <= send_deadline
 
     def _claim(self, update: BudgetUpdate, caller: str, source: str, lease_seconds: float) -> Claim:
         claim = _guard_table(partial(self.ledger.claim, update, caller, source, lease_seconds))
@@ -136,7 +170,8 @@ class BudgetService:
         if not _key_may_have_rotated(result, self.settings.unknown_outcome_policy):
             return result
         try:
-            fresh = self.secrets.get(refresh=True)
+            with aws_calls_until(deadline - self.client.policy.min_attempt_time):  # and then one attempt
+                fresh = self.secrets.get(refresh=True)
         except (DependencyUnavailableError, ConfigurationError) as exc:
             # AlipayHK's answer stands and is recorded; the next call reads the secret again.
             logger.warning("signing secret could not be re-read after AlipayHK refused a signature: %s", exc)
@@ -203,6 +238,24 @@ class BudgetService:
         return Report(
             request_id=request_id, state=LedgerState.UNKNOWN, outcome=Outcome.UNKNOWN, replayed=True, recorded=recorded
         )
+
+    def _release(self, request_id: str, token: str) -> None:
+        """Give up a claim before anything was sent: NOT_APPLIED, so the next call sends it at once."""
+        try:
+            self.ledger.finish(
+                request_id,
+                token,
+                state=LedgerState.NOT_APPLIED,
+                attempts=0,
+                may_have_been_applied=False,
+                result_info=None,
+                tracer_id=None,
+                reason=Reason.NO_TIME_LEFT,
+                retention_seconds=self.settings.retention_seconds,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # The item stays SENDING until its lease ends; the next call then treats it as maybe sent.
+            logger.error("releasing an unsent claim failed: %s", type(exc).__name__)
 
 
 def _settle(disposition: Disposition, may_have_been_applied: bool) -> tuple[LedgerState, Outcome]:
