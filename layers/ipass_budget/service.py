@@ -105,17 +105,19 @@ class BudgetService:
     ) -> Report:
         """Apply ``request`` at most once and answer by ``deadline`` (a time.monotonic() value).
 
-        AlipayHK gets until ``deadline - reserve_seconds``. The secret and the claim must be done by
-        then (no AWS attempt starts that could end later), the reserve holds one whole ledger write
-        and the answer, and nothing is claimed or sent without time for one AlipayHK attempt.
+        AlipayHK gets until ``deadline - reserve_seconds``; the reserve holds one whole ledger write and
+        the answer. No AWS attempt starts that could end too late for what must follow it: the claim
+        leaves room for one whole write (the final one, or the claim's release), every write leaves
+        the answer's margin. Nothing is claimed or sent without time for one AlipayHK attempt.
         """
         send_deadline = deadline - self.reserve_seconds
         record_deadline = deadline - ANSWER_MARGIN_SECONDS
-        with aws_calls_until(send_deadline):
+        with aws_calls_until(record_deadline):  # a late secret only means nothing is claimed
             credentials = self.secrets.get()
-            update = request.resolve(credentials.merchant_account_id)
-            if not self._time_for_an_attempt(send_deadline):
-                raise DependencyUnavailableError("Secrets Manager or DynamoDB", "too little time left to send")
+        update = request.resolve(credentials.merchant_account_id)
+        if not self._time_for_an_attempt(send_deadline):
+            raise DependencyUnavailableError("Secrets Manager or DynamoDB", "too little time left to send")
+        with aws_calls_until(record_deadline - self._aws_attempt_seconds):
             claim = self._claim(update, caller, source, lease_seconds + LEASE_MARGIN_SECONDS)
         if claim.token is None:
             assert claim.existing is not None  # noqa: S101 - _claim returns one or the other

@@ -244,10 +244,11 @@ def test_the_deadline_bounds_the_call(handler: ModuleType, service_env: ServiceE
     service_env.admin.add_fault(request_id, "DELAY_AFTER_APPLY", delay_seconds=10)
     started = time.monotonic()
 
-    answer = post(handler, update(request_id, 1), timeout_seconds=4.0)
+    answer = post(handler, update(request_id, 1), timeout_seconds=5.0)
 
-    # 4 s of Lambda time, 2 s kept back to record and answer: AlipayHK gets at most ~2 s.
-    assert time.monotonic() - started < 4.0
+    # 5 s of Lambda time, 2 s kept back to record and answer: AlipayHK gets at most ~3 s. (The claim
+    # needs 3.25 s left, its worst case plus one write's: a 4 s context minus a slow cold start may not.)
+    assert time.monotonic() - started < 5.0
     assert answer.status == 504
     assert answer.body["outcome"] == "UNKNOWN"
 
