@@ -71,6 +71,7 @@ class Answer:
     elapsed: float
     body: dict[str, Any] = field(default_factory=dict)
     applied: int = 0  # how often AlipayHK had applied the change when this answer was given
+    via: str = "api"
 
     @property
     def final(self) -> bool:
@@ -81,7 +82,8 @@ class Answer:
     def label(self) -> str:
         if self.status == 0:
             return f"raised {self.code}"
-        return f"{self.status} {self.outcome or self.code}"
+        label = f"{self.status} {self.outcome or self.code}" if self.via == "api" else f"returned {self.outcome}"
+        return f"{label} ({self.code})" if self.code == "UPSTREAM_REJECTED" else label
 
 
 @dataclass
@@ -127,6 +129,7 @@ class Probe:
                 # "schedule occurrence ... is not final: CODE": the code is the last word.
                 answer = Answer(0, None, str(exc).rsplit(" ", 1)[-1], 0.0)
         answer.elapsed = time.monotonic() - started
+        answer.via = self.path
         answer.applied = self.applied()
         self.answers.append(answer)
         return answer

@@ -245,6 +245,8 @@ def test_the_reserve_always_holds_one_whole_ledger_write(handler: ModuleType, se
     service = handler.budget_service()
     config = service.ledger._client.meta.config
     one_attempt = config.connect_timeout + config.read_timeout
+    outcome = f"reserve {service.reserve_seconds:g} s, one AWS attempt {one_attempt:g} s + 0.25 s answer margin"
+    record(CATEGORY, "the reserve holds one whole ledger write", outcome)
     assert config.retries["total_max_attempts"] == 2
     assert service.reserve_seconds >= one_attempt + 0.25
     assert service.reserve_seconds == 2.0  # RESPONSE_RESERVE_SECONDS' default already covers it
