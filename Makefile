@@ -51,3 +51,7 @@ clean:
 .PHONY: security
 security: setup  ## checkov on template.yaml, bandit on the code, pip-audit on runtime and dev dependencies
 	bash scripts/security-checks.sh
+
+.PHONY: reliability
+reliability: setup  ## reliability suites; regenerates docs/reliability.md, fails on any double apply, false report, loss or stray send
+	$(BIN)/python scripts/reliability_report.py
