@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 
+# A sparse global secondary index: only UNKNOWN items carry the attribute, so only they are in it.
+UNRESOLVED_INDEX = "Unresolved"
+UNRESOLVED_ATTRIBUTE = "unresolved"
+
+
 class LedgerState(StrEnum):
     SENDING = "SENDING"
     UNKNOWN = "UNKNOWN"
@@ -243,6 +248,11 @@ class Ledger:
             values[":expires"] = {"N": _num(now + retention_seconds)}
         else:
             removes.append("expiresAt")
+        if state is LedgerState.UNKNOWN:
+            sets.append(f"{UNRESOLVED_ATTRIBUTE} = :unresolved")
+            values[":unresolved"] = {"S": LedgerState.UNKNOWN}
+        else:
+            removes.append(UNRESOLVED_ATTRIBUTE)
         self._client.update_item(
             TableName=self._table,
             Key={"requestId": {"S": request_id}},
@@ -251,6 +261,25 @@ class Ledger:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+    def unresolved(self, sample: int = 20) -> tuple[int, list[str]]:
+        """How many requests are UNKNOWN, and the first ``sample`` of their requestIds.
+
+        Reads the sparse index that holds only UNKNOWN items, so the cost follows the number of
+        unresolved requests, not the size of the ledger.
+        """
+        count, sample_ids = 0, list[str]()
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            IndexName=UNRESOLVED_INDEX,
+            KeyConditionExpression=f"{UNRESOLVED_ATTRIBUTE} = :unknown",
+            ExpressionAttributeValues={":unknown": {"S": LedgerState.UNKNOWN}},
+        ):
+            items = page.get("Items", [])
+            count += len(items)
+            sample_ids += [item["requestId"]["S"] for item in items][: max(0, sample - len(sample_ids))]
+        return count, sample_ids
 
     def resolve(
         self, existing: LedgerRecord, *, applied: bool, by: str, note: str, retention_seconds: float
@@ -269,7 +298,8 @@ class Ledger:
             Key={"requestId": {"S": existing.request_id}},
             UpdateExpression=(
                 "SET #state = :state, resolution = :resolution, updatedAt = :now_iso, "
-                "version = version + :one, expiresAt = :expires REMOVE leaseToken, leaseExpiresAt"
+                "version = version + :one, expiresAt = :expires "
+                f"REMOVE leaseToken, leaseExpiresAt, {UNRESOLVED_ATTRIBUTE}"
             ),
             ConditionExpression=(
                 "version = :version AND (#state = :unknown OR (#state = :sending AND leaseExpiresAt <= :now))"

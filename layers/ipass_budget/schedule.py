@@ -22,6 +22,15 @@ def schedule_request_id(schedule_arn: str, scheduled_time: str) -> str:
     return SCHEDULE_REQUEST_ID_PREFIX + digest[:48]
 
 
+# The Input of the template's UnresolvedRequestsCheck schedule (an extension of contract section 5).
+UNRESOLVED_CHECK_KEY = "ipassBudgetCheck"
+UNRESOLVED_CHECK_VALUE = "unresolved-requests"
+
+
+def is_unresolved_check(event: object) -> bool:
+    return isinstance(event, dict) and event.get(UNRESOLVED_CHECK_KEY) == UNRESOLVED_CHECK_VALUE
+
+
 def is_schedule_event(event: object) -> bool:
     return isinstance(event, dict) and "schedule" in event and "httpMethod" not in event
 

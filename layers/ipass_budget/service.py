@@ -97,6 +97,10 @@ class BudgetService:
         """Time kept back from the deadline for AlipayHK: always one whole ledger write and the answer."""
         return max(self.settings.response_reserve_seconds, self._aws_attempt_seconds + ANSWER_MARGIN_SECONDS)
 
+    def unresolved_requests(self, sample: int = 20) -> tuple[int, list[str]]:
+        """How many requests are UNKNOWN (waiting for a retry or an operator), with some requestIds."""
+        return _guard_table(partial(self.ledger.unresolved, sample))
+
     def status(self, request_id: str) -> LedgerRecord | None:
         return _guard_table(partial(self.ledger.get, request_id))
 

@@ -195,11 +195,14 @@ def test_ledger_access_is_item_level_on_the_ledger_table_only(template: Json) ->
     ledger_statements = [
         s for s in function_statements(template) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
     ]
-    assert len(ledger_statements) == 1
-    statement = ledger_statements[0]
-    assert set(as_list(statement["Action"])) == LEDGER_ACTIONS
-    assert as_list(statement["Resource"]) == [{"Fn::GetAtt": ["LedgerTable", "Arn"]}]
-    # No index ARN (LedgerTable.Arn/index/*), no stream, no Scan/Query/DeleteItem/batch or table actions.
+    assert len(ledger_statements) == 2
+    items, index = ledger_statements
+    assert set(as_list(items["Action"])) == LEDGER_ACTIONS
+    assert as_list(items["Resource"]) == [{"Fn::GetAtt": ["LedgerTable", "Arn"]}]
+    # The one index grant: Query on the sparse index of UNKNOWN items, for the unresolved-requests check.
+    assert as_list(index["Action"]) == ["dynamodb:Query"]
+    assert as_list(index["Resource"]) == [{"Fn::Sub": "${LedgerTable.Arn}/index/Unresolved"}]
+    # No other index, no stream, no Scan/DeleteItem/batch or table actions.
     assert template["Resources"]["LedgerTable"]["Type"] == "AWS::DynamoDB::Table"
 
 

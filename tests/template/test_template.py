@@ -266,6 +266,8 @@ def test_iam_grants_exactly_the_secret_and_the_table(function: Json) -> None:
             "dynamodb:UpdateItem",
         ],
         json.dumps({"Ref": "SigningSecretKmsKeyArn"}): ["kms:Decrypt"],
+        # The unresolved-requests check reads only the sparse index of UNKNOWN items.
+        json.dumps({"Fn::Sub": "${LedgerTable.Arn}/index/Unresolved"}): ["dynamodb:Query"],
     }
 
 
@@ -303,14 +305,24 @@ def test_ledger_table(resources: Json) -> None:
     assert table["UpdateReplacePolicy"] == "Retain"
     props = table["Properties"]
     assert props["KeySchema"] == [{"AttributeName": "requestId", "KeyType": "HASH"}]
-    assert props["AttributeDefinitions"] == [{"AttributeName": "requestId", "AttributeType": "S"}]
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": "requestId", "AttributeType": "S"},
+        {"AttributeName": "unresolved", "AttributeType": "S"},
+    ]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["SSESpecification"]["SSEType"] == "KMS"
     assert props["DeletionProtectionEnabled"] is True
-    assert "GlobalSecondaryIndexes" not in props
+    # One sparse index: only UNKNOWN items carry "unresolved" (ledger.UNRESOLVED_ATTRIBUTE).
+    assert props["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "Unresolved",
+            "KeySchema": [{"AttributeName": "unresolved", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+    ]
     assert "LocalSecondaryIndexes" not in props
 
 

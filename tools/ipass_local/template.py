@@ -129,13 +129,15 @@ def render_sub(value: Any, variables: dict[str, str]) -> str:
 
 
 def create_ledger_table(client: DynamoDBClient, table_name: str, template_path: Path | str = TEMPLATE_PATH) -> None:
-    """Create ``table_name`` with the key schema, billing mode and TTL of the template's LedgerTable."""
+    """Create ``table_name`` with the keys, indexes, billing mode and TTL of the template's LedgerTable."""
     properties = load_template(template_path)["Resources"][LEDGER_TABLE_RESOURCE]["Properties"]
+    indexes = properties.get("GlobalSecondaryIndexes")
     client.create_table(
         TableName=table_name,
         AttributeDefinitions=properties["AttributeDefinitions"],
         KeySchema=properties["KeySchema"],
         BillingMode=properties.get("BillingMode", "PAY_PER_REQUEST"),
+        **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
     )
     ttl = properties.get("TimeToLiveSpecification")
     if ttl:
