@@ -80,6 +80,9 @@ def report_answer(report: Report) -> HttpAnswer:
     if report.outcome is Outcome.FAILED and report.rejected:
         status, code = REJECTED_STATUS, "UPSTREAM_REJECTED"
         message = "AlipayHK refused the request before applying it; fix the cause and retry with the same requestId"
+    elif report.outcome is Outcome.FAILED and report.reconciled_by:
+        status, code = OTHER_FAILED_STATUS, "UPSTREAM_FAILED"
+        message = f"an operator recorded that AlipayHK did not apply the change ({report.reconciled_by})"
     elif report.outcome is Outcome.FAILED:
         result_code = report.result_info.result_code if report.result_info else ""
         status, code = FAILED_STATUS_BY_CODE.get(result_code, OTHER_FAILED_STATUS), "UPSTREAM_FAILED"

@@ -56,18 +56,22 @@ class Report:
     attempts: int = 0
     alipay_seconds: float | None = None
     recorded: bool = True
+    reconciled_by: str | None = None  # an operator settled the outcome (ipass-budget reconcile)
 
     @classmethod
     def from_record(cls, record: LedgerRecord) -> Report:
+        resolution = record.resolution or {}
         return cls(
             request_id=record.request_id,
             state=record.state,
             outcome=record.outcome,
             rejected=record.state is LedgerState.NOT_APPLIED and record.result_info is not None,
-            result_info=record.result_info,
+            # After a reconciliation the stored answer (a U, typically) is not what settled it.
+            result_info=None if resolution else record.result_info,
             tracer_id=record.tracer_id,
             replayed=True,
             timed_out=record.reason == Reason.TIMEOUT,
+            reconciled_by=f"{resolution.get('by', '?')} at {resolution.get('at', '?')}" if resolution else None,
         )
 
 

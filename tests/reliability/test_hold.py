@@ -95,7 +95,10 @@ def test_a_held_request_that_was_not_applied_is_reconciled_as_failed(
 
     counts = probe.record(CATEGORY, "U before apply, reconciled as not applied", allowed_arrivals=1)
     assert [(a.status, a.outcome) for a in (first, second)] == [(503, "UNKNOWN")] * 2
-    assert (final.outcome, final.body["replayed"]) == ("FAILED", True)
+    assert (final.status, final.outcome, final.body["replayed"]) == (422, "FAILED", True)
+    # The answer names the operator's decision, not the U that preceded it.
+    assert "resultInfo" not in final.body
+    assert "an operator recorded" in final.body["error"]["message"]
     assert ledger_view["resolution"]["applied"] == "false"
     assert probe.applied() == 0
     assert probe.arrivals() == 1
