@@ -46,7 +46,7 @@ check-template: setup  ## cfn-lint, sam validate --lint, sam build and the layer
 ci: test check-template bench-quick
 
 clean:
-	rm -rf $(VENV) .venv-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local .sandbox
+	rm -rf $(VENV) .venv-sam .venv-security .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local .sandbox
 
 .PHONY: security
 security: setup  ## checkov on template.yaml, bandit on the code, pip-audit on runtime and dev dependencies
