@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run sandbox test lint typecheck openapi bench bench-quick check-template ci clean
+.PHONY: setup run sandbox test lint typecheck openapi bench bench-quick bench-handler bench-handler-quick check-template ci clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +40,16 @@ bench: setup  ## protocol benchmark against the sandbox, next to a plain cryptog
 bench-quick: setup
 	$(BIN)/python benchmarks/protocol_bench.py --quick
 
+bench-handler: setup  ## handler vs a hand-written floor: cold start, warm, memory, AWS calls; writes docs/performance.md
+	$(BIN)/python benchmarks/handler_bench.py
+
+bench-handler-quick: setup
+	$(BIN)/python benchmarks/handler_bench.py --quick
+
 check-template: setup  ## cfn-lint, sam validate --lint, sam build and the layer architecture check
 	bash scripts/check-template.sh
 
-ci: test check-template bench-quick
+ci: test check-template bench-quick bench-handler-quick
 
 clean:
 	rm -rf $(VENV) .venv-sam .venv-security .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local .sandbox
