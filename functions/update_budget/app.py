@@ -10,9 +10,9 @@ import base64
 import binascii
 import time
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
+import botocore.session
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -37,14 +37,31 @@ from ipass_budget.secret_source import SecretSource
 from ipass_budget.service import BudgetService, Report
 from ipass_budget.settings import Settings, UnknownOutcomePolicy
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+
 logger = Logger()
-tracer = Tracer()
+# Only what the function calls: patch_all() would also import and patch sqlite3 and every database
+# driver it finds, at every cold start (docs/performance.md).
+tracer = Tracer(patch_modules=("botocore", "requests"))
 metrics = Metrics()
+# X-Ray copies the whole Python stack into every exception it records, and every replay records one:
+# the refused claim's ConditionalCheckFailedException. Type and message are kept; the stack costs
+# about 0.3 ms per replay (docs/performance.md) and is in the logs whenever the handler fails.
+tracer.provider.max_trace_back = 0  # type: ignore[attr-defined]
 
 # DynamoDB and Secrets Manager answer in milliseconds: an attempt gets at most 1.5 s, and one retry
 # (``total_max_attempts`` counts the first attempt; ``max_attempts`` would count retries only). On
 # top, bound_attempts() starts no attempt that could end past the service's deadline for it.
-_AWS_CONFIG = Config(connect_timeout=0.5, read_timeout=1.0, retries={"mode": "standard", "total_max_attempts": 2})
+# parameter_validation=False: the ledger's requests have fixed shapes and DynamoDB validates them
+# anyway; botocore's client-side check costs ~0.15 ms of CPU per call (docs/performance.md).
+_AWS_CONFIG = Config(
+    connect_timeout=0.5,
+    read_timeout=1.0,
+    retries={"mode": "standard", "total_max_attempts": 2},
+    parameter_validation=False,
+)
 _OUTCOME_METRICS = {
     Outcome.SUCCEEDED: "UpdatesSucceeded",
     Outcome.FAILED: "UpdatesFailed",
@@ -62,9 +79,11 @@ class ScheduledUpdateNotFinalError(RuntimeError):
 def budget_service() -> BudgetService:
     """Built once per execution environment; raises ConfigurationError on bad settings."""
     settings = Settings.from_env()
-    session = boto3.session.Session()
-    dynamodb = session.client("dynamodb", config=_AWS_CONFIG)
-    secretsmanager = session.client("secretsmanager", config=_AWS_CONFIG)
+    # botocore's own session: boto3 adds nothing this function uses, and importing it and building
+    # its Session cost ~10 ms of every cold start (docs/performance.md).
+    session = botocore.session.get_session()
+    dynamodb = cast("DynamoDBClient", session.create_client("dynamodb", config=_AWS_CONFIG))
+    secretsmanager = cast("SecretsManagerClient", session.create_client("secretsmanager", config=_AWS_CONFIG))
     bound_attempts(dynamodb)
     bound_attempts(secretsmanager)
     return BudgetService(
