@@ -32,7 +32,7 @@ from ipass_budget.errors import FieldError, InvalidRequestError
 from ipass_budget.ledger import Ledger, LedgerState
 from ipass_budget.models import BudgetUpdateInput
 from ipass_budget.outcome import Outcome
-from ipass_budget.schedule import is_schedule_event, parse_schedule_input
+from ipass_budget.schedule import is_schedule_event, is_unresolved_check, parse_schedule_input
 from ipass_budget.secret_source import SecretSource
 from ipass_budget.service import BudgetService, Report
 from ipass_budget.settings import Settings, UnknownOutcomePolicy
@@ -101,7 +101,22 @@ def budget_service() -> BudgetService:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_schedule_event(event):
         return handle_schedule(event, context)
+    if is_unresolved_check(event):
+        return check_unresolved_requests()
     return proxy_result(handle_api(event, context))
+
+
+def check_unresolved_requests() -> dict[str, Any]:
+    """The UnresolvedRequestsCheck schedule: publish how many requests are UNKNOWN, every time.
+
+    The metric is published even when it is 0, so the alarm on it stays raised exactly as long as
+    requests wait for a retry (RESEND) or an operator's reconciliation (HOLD).
+    """
+    count, sample = budget_service().unresolved_requests()
+    metrics.add_metric(name="UnresolvedRequests", unit=MetricUnit.Count, value=count)
+    if count:
+        logger.warning("requests with an UNKNOWN outcome wait", extra={"unresolved": count, "request_ids": sample})
+    return {"unresolved": count, "requestIds": sample}
 
 
 def handle_api(event: dict[str, Any], context: LambdaContext) -> HttpAnswer:
