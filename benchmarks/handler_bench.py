@@ -742,7 +742,8 @@ def table_rows(results: Results, columns: tuple[Column, ...]) -> list[list[str]]
         ):
             add(f"warm: {kind}", med_p90(wall))
             add(f"warm: {kind}, ratio to floor", ratio({k: statistics.median(v) for k, v in wall.items()}))
-            add(f"warm: {kind}, CPU time", {k: ms(statistics.median(v)) for k, v in cpu.items()})
+            cpu_median = {k: statistics.median(v) for k, v in cpu.items()}
+            add(f"warm: {kind}, CPU time", {k: f"{ms(v)} ({ratio(cpu_median)[k]})" for k, v in cpu_median.items()})
     if results.memory:
         for label in next(iter(results.memory.values())):
             add(
@@ -911,11 +912,11 @@ def generated_section(results: Results, columns: tuple[Column, ...]) -> str:
         f"Written by `make bench-handler` on {time.strftime('%Y-%m-%d')} (Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs, {results.seconds:.0f} s); the next run rewrites this section.",
         "",
-        "#### Targets",
+        "### Targets",
         "",
         markdown_table(["target", "measured", "limit", "met"], verdict_rows(results, no="**no**")),
         "",
-        "#### All figures",
+        "### All figures",
         "",
         f"Medians of {sizes.cold} cold starts ({sizes.cold_no_pyc} without .pyc) and {sizes.warm} warm "
         "samples per column, p90 in brackets. CPU time is the invoking thread's.",
@@ -924,14 +925,14 @@ def generated_section(results: Results, columns: tuple[Column, ...]) -> str:
         "",
         f"X-Ray documents sent per traced invocation: {_xray_text(results)}.",
         "",
-        "#### Import time by package",
+        "### Import time by package",
         "",
         f"`python -X importtime`, self time summed per top-level package, median of {sizes.importtime} runs "
         "(`-X importtime` adds its own overhead).",
         "",
         markdown_table(["package", *(c.title for c in columns)], import_rows(results, columns)),
         "",
-        "#### Cost per invocation (list prices, US East (N. Virginia))",
+        "### Cost per invocation (list prices, US East (N. Virginia))",
         "",
         f"Ledger item size by DynamoDB's rules, from a real item: claim (SENDING) {item['claim']} bytes, "
         f"final (SUCCEEDED) {item['final']} bytes.",
