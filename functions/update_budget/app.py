@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import botocore.session
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 logger = Logger()
+# The domain logs through the standard logging module; give its loggers this logger's JSON
+# handler and level, so its lines (key rotation, failed ledger writes) reach CloudWatch too.
+copy_config_to_registered_loggers(source_logger=logger, include={"ipass_budget"})
 # Only what the function calls: patch_all() would also import and patch sqlite3 and every database
 # driver it finds, at every cold start (docs/performance.md).
 tracer = Tracer(patch_modules=("botocore", "requests"))
@@ -235,10 +239,13 @@ def _observe(report: Report, policy: UnknownOutcomePolicy) -> None:
 
 
 def _body_bytes(event: dict[str, Any]) -> bytes:
+    flag = event.get("isBase64Encoded")
+    if flag is not None and not isinstance(flag, bool):  # API Gateway sends a JSON boolean: no guessing
+        raise InvalidRequestError([FieldError("isBase64Encoded", "must be a boolean")])
     body = event.get("body")
     if not isinstance(body, str):
         return b""
-    if not event.get("isBase64Encoded"):
+    if flag is not True:
         return body.encode("utf-8", errors="surrogatepass")
     try:
         return base64.b64decode(body, validate=True)

@@ -155,13 +155,15 @@ def expect_for_raw(raw: bytes) -> Expectation:
 def expect_for_event_body(body: object, flag: object) -> Expectation:
     """The POST expectation for an event's ``body`` and ``isBase64Encoded`` as the handler reads them.
 
-    API Gateway sends a boolean flag; for other values the handler's reading (truthiness, as in
-    Python and JavaScript) is the documented choice. A base64 body must be strict base64 (no
-    whitespace, correct padding); a plain body is the UTF-8 form of the string.
+    API Gateway sends a boolean flag (or none); any other value is refused, naming the flag, rather
+    than guessed at. A base64 body must be strict base64 (no whitespace, correct padding); a plain
+    body is the UTF-8 form of the string.
     """
+    if flag is not None and not isinstance(flag, bool):
+        return Expectation("invalid", frozenset({"isBase64Encoded"}))
     if not isinstance(body, str):
         return expect_for_raw(b"")
-    if not flag:
+    if flag is not True:
         return expect_for_raw(body.encode("utf-8", errors="surrogatepass"))
     try:
         raw = base64.b64decode(body, validate=True)

@@ -441,3 +441,21 @@ def test_unknown_records_never_expire(handler: ModuleType, service_env: ServiceE
     assert item is not None
     assert item["state"]["S"] == "UNKNOWN"
     assert "expiresAt" not in item
+
+
+@pytest.mark.parametrize("flag", ["false", "true", 1, 0])
+def test_a_base64_flag_that_is_not_a_boolean_is_refused(
+    handler: ModuleType, service_env: ServiceEnv, flag: object
+) -> None:
+    from ipass_local.api_gateway import proxy_event
+    from ipass_local.lambda_context import LocalLambdaContext
+
+    body = json.dumps(update(new_id(), 2)).encode()
+    event = proxy_event("POST", "/budget-updates", {}, body, LOCAL_CALLER_ARN)
+    event["isBase64Encoded"] = flag  # as a hand-written event might have it; API Gateway sends a boolean
+
+    result = handler.lambda_handler(event, LocalLambdaContext())
+
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])["error"]["details"][0]["field"] == "isBase64Encoded"
+    assert service_env.admin.stats()["requests"] == 0
