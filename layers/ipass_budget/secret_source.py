@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ipass_budget.aws_errors import dependency_error
 from ipass_budget.credentials import Credentials, parse_credentials
-from ipass_budget.errors import ConfigurationError, DependencyUnavailableError
+from ipass_budget.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
@@ -45,13 +46,10 @@ class SecretSource:
     def _fetch(self) -> str:
         try:
             answer = self._client.get_secret_value(SecretId=self._secret_id)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in _CONFIGURATION_CODES:
-                raise ConfigurationError(f"signing secret cannot be read ({code})") from None
-            raise DependencyUnavailableError("Secrets Manager", code or "error") from None
-        except BotoCoreError as exc:
-            raise DependencyUnavailableError("Secrets Manager", type(exc).__name__) from None
+        except (ClientError, BotoCoreError) as exc:
+            raise dependency_error(
+                exc, "Secrets Manager", _CONFIGURATION_CODES, "signing secret cannot be read"
+            ) from None
         text = answer.get("SecretString")
         if not text:
             raise ConfigurationError("signing secret has no SecretString")

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ipass_budget.aws_errors import dependency_error
 from ipass_budget.client import AlipayClient, SendResult
 from ipass_budget.credentials import Credentials
 from ipass_budget.deadline import aws_calls_until
@@ -307,10 +308,5 @@ def _retry_after(record: LedgerRecord, now: float) -> int:
 def _guard_table(call: Callable[[], _T]) -> _T:
     try:
         return call()
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in _TABLE_CONFIGURATION_CODES:
-            raise ConfigurationError(f"ledger table cannot be used ({code})") from None
-        raise DependencyUnavailableError("DynamoDB", code or "error") from None
-    except BotoCoreError as exc:
-        raise DependencyUnavailableError("DynamoDB", type(exc).__name__) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise dependency_error(exc, "DynamoDB", _TABLE_CONFIGURATION_CODES, "ledger table cannot be used") from None
