@@ -75,9 +75,6 @@ class LedgerRecord:
     def lease_live(self, now: float) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at > now
 
-    def expired(self, now: float) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
-
     @property
     def outcome(self) -> Outcome:
         if self.state is LedgerState.SUCCEEDED:

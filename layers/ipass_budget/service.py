@@ -208,65 +208,86 @@ class BudgetService:
             attempts=len(result.attempts),
             alipay_seconds=result.elapsed_seconds,
         )
-        try:
-            self.ledger.finish(
-                request_id,
-                token,
-                state=state,
-                attempts=len(result.attempts),
-                may_have_been_applied=may_have_been_applied,
-                result_info=final.result_info,
-                tracer_id=final.tracer_id,
-                reason=final.reason,
-                retention_seconds=self.settings.retention_seconds,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            # The answer is true; the ledger still says SENDING, so the next call with this requestId
-            # re-sends it once the lease ends, and AlipayHK answers the same again.
-            logger.error("ledger update after AlipayHK answered failed: %s", type(exc).__name__)
-            return replace(report, recorded=False)
-        return report
+        # If this write fails the answer is still true; the ledger says SENDING, so the next call with
+        # this requestId re-sends it once the lease ends, and AlipayHK answers the same again.
+        recorded = self._finish(
+            request_id,
+            token,
+            "ledger update after AlipayHK answered failed",
+            state=state,
+            attempts=len(result.attempts),
+            may_have_been_applied=may_have_been_applied,
+            result_info=final.result_info,
+            tracer_id=final.tracer_id,
+            reason=final.reason,
+        )
+        return report if recorded else replace(report, recorded=False)
 
     def _hold(self, request_id: str, token: str, previous: LedgerRecord | None) -> Report:
         """HOLD policy: a request that may have been applied is never re-sent automatically."""
-        recorded = True
-        try:
-            self.ledger.finish(
-                request_id,
-                token,
-                state=LedgerState.UNKNOWN,
-                attempts=0,
-                may_have_been_applied=True,
-                result_info=previous.result_info if previous else None,
-                tracer_id=previous.tracer_id if previous else None,
-                reason="AWAITING_RECONCILIATION",
-                retention_seconds=self.settings.retention_seconds,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            # Still UNKNOWN: the item stays SENDING until its lease ends, and is then held again.
-            logger.error("ledger update of a held request failed: %s", type(exc).__name__)
-            recorded = False
+        # If this write fails it is still UNKNOWN: the item stays SENDING until its lease ends, and
+        # is then held again.
+        recorded = self._finish(
+            request_id,
+            token,
+            "ledger update of a held request failed",
+            state=LedgerState.UNKNOWN,
+            attempts=0,
+            may_have_been_applied=True,
+            result_info=previous.result_info if previous else None,
+            tracer_id=previous.tracer_id if previous else None,
+            reason="AWAITING_RECONCILIATION",
+        )
         return Report(
             request_id=request_id, state=LedgerState.UNKNOWN, outcome=Outcome.UNKNOWN, replayed=True, recorded=recorded
         )
 
     def _release(self, request_id: str, token: str) -> None:
         """Give up a claim before anything was sent: NOT_APPLIED, so the next call sends it at once."""
+        # If this write fails the item stays SENDING until its lease ends; the next call then treats
+        # it as maybe sent.
+        self._finish(
+            request_id,
+            token,
+            "releasing an unsent claim failed",
+            state=LedgerState.NOT_APPLIED,
+            attempts=0,
+            may_have_been_applied=False,
+            result_info=None,
+            tracer_id=None,
+            reason=Reason.NO_TIME_LEFT,
+        )
+
+    def _finish(
+        self,
+        request_id: str,
+        token: str,
+        failure_message: str,
+        *,
+        state: LedgerState,
+        attempts: int,
+        may_have_been_applied: bool,
+        result_info: ResultInfo | None,
+        tracer_id: str | None,
+        reason: str,
+    ) -> bool:
+        """Record a claim's end and release its lease; False (logged) when DynamoDB refused or failed."""
         try:
             self.ledger.finish(
                 request_id,
                 token,
-                state=LedgerState.NOT_APPLIED,
-                attempts=0,
-                may_have_been_applied=False,
-                result_info=None,
-                tracer_id=None,
-                reason=Reason.NO_TIME_LEFT,
+                state=state,
+                attempts=attempts,
+                may_have_been_applied=may_have_been_applied,
+                result_info=result_info,
+                tracer_id=tracer_id,
+                reason=reason,
                 retention_seconds=self.settings.retention_seconds,
             )
         except (ClientError, BotoCoreError) as exc:
-            # The item stays SENDING until its lease ends; the next call then treats it as maybe sent.
-            logger.error("releasing an unsent claim failed: %s", type(exc).__name__)
+            logger.error("%s: %s", failure_message, type(exc).__name__)
+            return False
+        return True
 
 
 def _settle(disposition: Disposition, may_have_been_applied: bool) -> tuple[LedgerState, Outcome]:
