@@ -144,7 +144,7 @@ def handle_schedule(event: dict[str, Any], context: LambdaContext) -> dict[str, 
     try:
         request = parse_schedule_input(event)
     except InvalidRequestError as exc:
-        logger.error("schedule input is invalid", extra={"details": invalid_answer(exc).body["error"]["details"]})
+        logger.error("schedule input is invalid", extra={"details": [e.as_dict() for e in exc.errors]})
         raise ScheduledUpdateNotFinalError(f"invalid schedule input: {exc}") from None
     caller = f"schedule:{event['schedule']['arn']}"
     answer = answer_submission(request, lambda r: _submit(r, caller=caller, source="schedule", context=context))
