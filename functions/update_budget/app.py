@@ -29,14 +29,14 @@ from ipass_budget.api import (
 )
 from ipass_budget.client import AlipayClient
 from ipass_budget.deadline import attempt_seconds, bound_attempts
-from ipass_budget.errors import FieldError, InvalidRequestError
+from ipass_budget.errors import ConfigurationError, FieldError, InvalidRequestError
 from ipass_budget.ledger import Ledger, LedgerState
 from ipass_budget.models import BudgetUpdateInput
 from ipass_budget.outcome import Outcome
 from ipass_budget.schedule import is_schedule_event, is_unresolved_check, parse_schedule_input
 from ipass_budget.secret_source import SecretSource
 from ipass_budget.service import BudgetService, Report
-from ipass_budget.settings import Settings, UnknownOutcomePolicy
+from ipass_budget.settings import Settings, UnknownOutcomePolicy, trace_aws_calls
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -46,13 +46,30 @@ logger = Logger()
 # The domain logs through the standard logging module; give its loggers this logger's JSON
 # handler and level, so its lines (key rotation, failed ledger writes) reach CloudWatch too.
 copy_config_to_registered_loggers(source_logger=logger, include={"ipass_budget"})
-# Only what the function calls: patch_all() would also import and patch sqlite3 and every database
-# driver it finds, at every cold start (docs/performance.md).
-tracer = Tracer(patch_modules=("botocore", "requests"))
+
+
+def _traced_modules() -> tuple[str, ...]:
+    """The AlipayHK call (requests) always; DynamoDB and Secrets Manager (botocore) on request.
+
+    An X-Ray subsegment costs ~0.1 ms of CPU, and a replay, a single DynamoDB call, would pay for
+    it every time (docs/performance.md). The table's CloudWatch metrics show the ledger's latency
+    and throttling; TRACE_AWS_CALLS=true adds its calls to the traces for a closer look. Named
+    modules only: patch_all() would also import and patch sqlite3 and every database driver it
+    finds, at every cold start.
+    """
+    try:
+        aws_calls = trace_aws_calls()
+    except ConfigurationError:
+        aws_calls = False  # Settings.from_env() answers every request with MISCONFIGURED
+    return ("botocore", "requests") if aws_calls else ("requests",)
+
+
+tracer = Tracer(patch_modules=_traced_modules())
 metrics = Metrics()
-# X-Ray copies the whole Python stack into every exception it records, and every replay records one:
-# the refused claim's ConditionalCheckFailedException. Type and message are kept; the stack costs
-# about 0.3 ms per replay (docs/performance.md) and is in the logs whenever the handler fails.
+# X-Ray copies the whole Python stack into every exception it records; with TRACE_AWS_CALLS every
+# replay records one, the refused claim's ConditionalCheckFailedException. Type and message are
+# kept; the stack cost about 0.3 ms per replay (docs/performance.md) and is in the logs whenever
+# the handler fails.
 tracer.provider.max_trace_back = 0  # type: ignore[attr-defined]
 
 # DynamoDB and Secrets Manager answer in milliseconds: an attempt gets at most 1.5 s, and one retry
@@ -99,8 +116,10 @@ def budget_service() -> BudgetService:
     )
 
 
+# No @tracer.capture_lambda_handler: its "## lambda_handler" subsegment would repeat the Invocation
+# subsegment Lambda itself records (and Initialization marks a cold start), for another ~0.1 ms of
+# CPU per call (docs/performance.md). The AlipayHK subsegments hang off Lambda's function segment.
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_schedule_event(event):

@@ -27,6 +27,8 @@ class Settings:
     secret_cache_seconds: float = 300.0
     # Time kept back from the Lambda deadline to record the outcome and answer.
     response_reserve_seconds: float = 2.0
+    # X-Ray subsegments for every DynamoDB and Secrets Manager call (AlipayHK's are always traced).
+    trace_aws_calls: bool = False
 
     @property
     def retention_seconds(self) -> float:
@@ -57,7 +59,17 @@ class Settings:
             ),
             secret_cache_seconds=_number(env, "SECRET_CACHE_SECONDS", 300.0, 0.0, 86_400.0),
             response_reserve_seconds=_number(env, "RESPONSE_RESERVE_SECONDS", 2.0, 0.5, 10.0),
+            trace_aws_calls=trace_aws_calls(env),
         )
+
+
+def trace_aws_calls(environ: Mapping[str, str] | None = None) -> bool:
+    """TRACE_AWS_CALLS: ``true`` or ``false`` (default), in any case."""
+    env = os.environ if environ is None else environ
+    raw = env.get("TRACE_AWS_CALLS", "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ConfigurationError(f"TRACE_AWS_CALLS must be true or false, got {raw[:20]!r}")
+    return raw == "true"
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

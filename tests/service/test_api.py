@@ -395,6 +395,16 @@ def test_a_missing_secret_is_500(handler: ModuleType, service_env: ServiceEnv, m
     assert (answer.status, answer.body["error"]["code"]) == (500, "MISCONFIGURED")
 
 
+def test_a_bad_setting_is_500_misconfigured_and_sends_nothing(
+    handler: ModuleType, service_env: ServiceEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACE_AWS_CALLS", "yes")
+    handler.budget_service.cache_clear()
+    answer = post(handler, update(new_id(), 1))
+    assert (answer.status, answer.body["error"]["code"]) == (500, "MISCONFIGURED")
+    assert service_env.admin.stats()["requests"] == 0
+
+
 def test_expired_final_record_is_sent_again_and_alipay_deduplicates(
     handler: ModuleType, service_env: ServiceEnv
 ) -> None:

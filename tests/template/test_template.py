@@ -642,7 +642,8 @@ def test_alarm_actions_follow_the_optional_topic(resources: Json) -> None:
         assert alarm["AlarmActions"] == expected, name
 
 
-def test_dashboard_shows_the_emf_metrics(template: Json, resources: Json) -> None:
+def _dashboard_metrics(template: Json, resources: Json) -> set[tuple[str, ...]]:
+    """(namespace, metric name, dimension name, value, ...) of every metric the dashboard draws."""
     body_sub = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     variables = {name: f"<{name}>" for name in template["Resources"]} | parameter_defaults(template)
     variables |= {"AWS::StackName": "stack", "AWS::Region": "ap-east-1"}
@@ -650,11 +651,31 @@ def test_dashboard_shows_the_emf_metrics(template: Json, resources: Json) -> Non
         f"{name}.{attr}": f"<{name}.{attr}>" for name in template["Resources"] for attr in ("Arn", "QueueName")
     }
     body = json.loads(render_sub(body_sub, variables))
-    shown = {
-        tuple(metric[:2]) for widget in body["widgets"] for metric in widget.get("properties", {}).get("metrics", [])
+    return {
+        tuple(part for part in metric if isinstance(part, str))
+        for widget in body["widgets"]
+        for metric in widget.get("properties", {}).get("metrics", [])
     }
+
+
+def test_dashboard_shows_the_emf_metrics(template: Json, resources: Json) -> None:
+    shown = {metric[:2] for metric in _dashboard_metrics(template, resources)}
     for metric in EMF_METRICS:
         assert ("IpassBudget", metric) in shown, metric
+
+
+def test_dashboard_shows_the_ledger_latency_per_write(template: Json, resources: Json) -> None:
+    # DynamoDB calls are traced only with TraceAwsCalls=true: the dashboard is where their latency shows.
+    shown = _dashboard_metrics(template, resources)
+    for operation in ("PutItem", "UpdateItem"):
+        metric = ("AWS/DynamoDB", "SuccessfulRequestLatency", "TableName", "<LedgerTable>", "Operation", operation)
+        assert metric in shown, operation
+
+
+def test_aws_call_tracing_is_a_parameter_off_by_default(template: Json, function: Json) -> None:
+    assert template["Parameters"]["TraceAwsCalls"]["Default"] == "false"
+    assert function["Environment"]["Variables"]["TRACE_AWS_CALLS"] == {"Ref": "TraceAwsCalls"}
+    assert function["Tracing"] == "Active"
 
 
 def test_outputs(template: Json) -> None:
