@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run sandbox test lint typecheck openapi bench bench-quick bench-handler bench-handler-quick check-template ci clean
+.PHONY: setup run sandbox test lint typecheck openapi bench bench-quick bench-handler bench-handler-quick bench-bytecode bench-bytecode-quick check-template ci clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,10 +46,16 @@ bench-handler: setup  ## handler vs a hand-written floor: cold start, warm, memo
 bench-handler-quick: setup
 	$(BIN)/python benchmarks/handler_bench.py --quick
 
+bench-bytecode: setup  ## the layer's CPython 3.13 bytecode vs none: the handler's import in fresh interpreters
+	$(BIN)/python benchmarks/layer_bytecode_bench.py
+
+bench-bytecode-quick: setup
+	$(BIN)/python benchmarks/layer_bytecode_bench.py --quick
+
 check-template: setup  ## cfn-lint, sam validate --lint, sam build and the layer architecture check
 	bash scripts/check-template.sh
 
-ci: test check-template bench-quick bench-handler-quick
+ci: test check-template bench-quick bench-handler-quick bench-bytecode-quick
 
 clean:
 	rm -rf $(VENV) .venv-sam .venv-security .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local .sandbox

@@ -57,7 +57,12 @@ if [[ ! -f .aws-sam/build/UpdateBudgetFunction/app.py ]]; then
     exit 1
 fi
 
-step "layer architecture"
-python3 scripts/check_layer_arch.py .aws-sam/build/IpassBudgetLayer
+step "layer architecture and bytecode"
+# Where layers/Makefile finds a CPython 3.13, the layer must carry its bytecode.
+LAYER_CHECK_ARGS=()
+if [[ -n "$(make --no-print-directory --makefile layers/Makefile print-python313)" ]]; then
+    LAYER_CHECK_ARGS+=(--require-bytecode)
+fi
+python3 scripts/check_layer_arch.py "${LAYER_CHECK_ARGS[@]}" .aws-sam/build/IpassBudgetLayer
 
 step "all template checks passed"

@@ -10,7 +10,9 @@ itself (no `file` needed) and asserts that:
 * cryptography's Rust extension `_rust.abi3.so` exists and is an aarch64 (e_machine 0xB7),
   64-bit little-endian ELF; so is every other shared object in the layer;
 * version-specific extension modules are built for CPython 3.13 (`cpython-313-aarch64`);
-* the packages the function imports are present, `ipass_budget` without tests or caches;
+* the packages the function imports are present, `ipass_budget` without tests;
+* bytecode, if any (layers/Makefile compiles it when a CPython 3.13 is at hand), is CPython 3.13's
+  own, in `__pycache__`, and unchecked-hash-based, so Python never compares it with the sources;
 * the layer fits Lambda's 250 MB unzipped limit (it prints its size).
 """
 
@@ -37,6 +39,10 @@ REQUIRED_PACKAGES = (
 )
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 DEFAULT_LAYER_DIR = Path(".aws-sam/build/IpassBudgetLayer")
+# importlib.util.MAGIC_NUMBER of every CPython 3.13 release (PEP 552 header: magic, then flags).
+PYC_MAGIC_313 = (3571).to_bytes(2, "little") + b"\r\n"
+PYC_SUFFIX = ".cpython-313.pyc"
+PYC_UNCHECKED_HASH = 0b01  # flags: hash-based, check_source off
 
 
 def elf_machine(path: Path) -> str | int:
@@ -53,7 +59,26 @@ def elf_machine(path: Path) -> str | int:
     return int(machine)
 
 
-def check(layer_dir: Path) -> list[str]:
+def bytecode_problems(site: Path, bytecode: list[Path]) -> list[str]:
+    """Every .pyc must be CPython 3.13's, in __pycache__, unchecked-hash-based, next to its source."""
+    problems = []
+    for pyc in bytecode:
+        shown = pyc.relative_to(site)
+        if pyc.parent.name != "__pycache__" or not pyc.name.endswith(PYC_SUFFIX):
+            problems.append(f"{shown}: not CPython 3.13 bytecode in __pycache__ (useless to python3.13)")
+            continue
+        header = pyc.read_bytes()[:8]
+        if header[:4] != PYC_MAGIC_313:
+            problems.append(f"{shown}: magic number {header[:4]!r} is not CPython 3.13's")
+        elif int.from_bytes(header[4:8], "little") != PYC_UNCHECKED_HASH:
+            problems.append(f"{shown}: not unchecked-hash-based bytecode (compileall --invalidation-mode)")
+        source = pyc.parent.parent / (pyc.name.removesuffix(PYC_SUFFIX) + ".py")
+        if not source.is_file():
+            problems.append(f"{shown}: no source {source.relative_to(site)} beside it")
+    return problems
+
+
+def check(layer_dir: Path, *, require_bytecode: bool = False) -> list[str]:
     """Return the problems found in the built layer directory (empty when it is fine)."""
     site = layer_dir / "python"
     if not site.is_dir():
@@ -78,12 +103,17 @@ def check(layer_dir: Path) -> list[str]:
             problems.append(f"missing package {package}/")
     domain = site / "ipass_budget"
     if domain.is_dir():
-        leftovers = [p for p in domain.rglob("*") if p.name in {"__pycache__", "tests", "conftest.py"}]
+        leftovers = [p for p in domain.rglob("*") if p.name in {"tests", "conftest.py"}]
         leftovers += list(domain.rglob("test_*.py"))
         problems.extend(f"{p.relative_to(site)} should not ship in the layer" for p in sorted(set(leftovers)))
+    bytecode = sorted(site.rglob("*.py[co]"))
+    problems.extend(bytecode_problems(site, bytecode))
+    if require_bytecode and not bytecode:
+        problems.append("no bytecode, although a CPython 3.13 was at hand to compile it (layers/Makefile)")
 
     size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file() and not p.is_symlink())
-    print(f"layer {layer_dir}: {size / 1024 / 1024:.1f} MiB unzipped, {len(shared_objects)} shared objects")
+    compiled = f"{len(bytecode)} modules compiled for CPython 3.13" if bytecode else "no bytecode"
+    print(f"layer {layer_dir}: {size / 1024 / 1024:.1f} MiB unzipped, {len(shared_objects)} shared objects, {compiled}")
     if size > LAMBDA_UNZIPPED_LIMIT:
         problems.append(f"layer is {size} bytes unzipped, over Lambda's 250 MB limit")
     return problems
@@ -92,8 +122,9 @@ def check(layer_dir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     parser.add_argument("layer_dir", nargs="?", type=Path, default=DEFAULT_LAYER_DIR)
+    parser.add_argument("--require-bytecode", action="store_true", help="fail if the layer ships no bytecode")
     args = parser.parse_args(argv)
-    problems = check(args.layer_dir)
+    problems = check(args.layer_dir, require_bytecode=args.require_bytecode)
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     if problems:
