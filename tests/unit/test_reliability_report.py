@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reliability_report.py"
+from tests.scripts import SCRIPTS, load_script
 
 
 @pytest.fixture(scope="module")
 def report() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reliability_report", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["reliability_report"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reliability_report")
 
 
 def line(category: str = "c", case: str = "k", outcome: str = "ok", **counts: int) -> dict[str, object]:
@@ -51,7 +42,7 @@ def test_the_report_lists_every_case_with_its_outcomes_and_escapes_pipes(report:
 
 
 def test_suites_that_record_cases_are_discovered(report: ModuleType) -> None:
-    root = SCRIPT.parents[1]
+    root = SCRIPTS.parent
     recording = {
         folder.relative_to(root).as_posix()
         for folder in (root / "tests").iterdir()
