@@ -27,8 +27,6 @@ class Settings:
     secret_cache_seconds: float = 300.0
     # Time kept back from the Lambda deadline to record the outcome and answer.
     response_reserve_seconds: float = 2.0
-    # X-Ray subsegments for every DynamoDB and Secrets Manager call (AlipayHK's are always traced).
-    trace_aws_calls: bool = False
 
     @property
     def retention_seconds(self) -> float:
@@ -43,6 +41,7 @@ class Settings:
         policy = env.get("UNKNOWN_OUTCOME_POLICY", "RESEND").strip().upper()
         if policy not in tuple(UnknownOutcomePolicy):
             raise ConfigurationError("UNKNOWN_OUTCOME_POLICY must be RESEND or HOLD")
+        trace_aws_calls(env)  # read by the handler's Tracer at import; a bad value is MISCONFIGURED here
         return cls(
             ledger_table_name=env["LEDGER_TABLE_NAME"],
             signing_secret_id=env["SIGNING_SECRET_ID"],
@@ -59,12 +58,12 @@ class Settings:
             ),
             secret_cache_seconds=_number(env, "SECRET_CACHE_SECONDS", 300.0, 0.0, 86_400.0),
             response_reserve_seconds=_number(env, "RESPONSE_RESERVE_SECONDS", 2.0, 0.5, 10.0),
-            trace_aws_calls=trace_aws_calls(env),
         )
 
 
 def trace_aws_calls(environ: Mapping[str, str] | None = None) -> bool:
-    """TRACE_AWS_CALLS: ``true`` or ``false`` (default), in any case."""
+    """TRACE_AWS_CALLS: ``true`` or ``false`` (default), in any case: X-Ray subsegments for every
+    DynamoDB and Secrets Manager call (the AlipayHK call is always traced)."""
     env = os.environ if environ is None else environ
     raw = env.get("TRACE_AWS_CALLS", "").strip().lower()
     if raw not in ("", "true", "false"):
