@@ -21,10 +21,13 @@ from ipass_local.handler import HANDLER_PATH
 from ipass_local.template import REPO_ROOT
 from tests.service.support import ServiceEnv, new_id
 
+DONE = b"invoker done"
+
 # Invokes the handler once per request body given in argv[1] (JSON list), each invocation with its
-# own sampled trace header, as the Lambda runtime sets it; prints each status code.
+# own sampled trace header, as the Lambda runtime sets it; prints each status code; then sends
+# argv[2] to the daemon, after everything X-Ray sent.
 INVOKER = r"""
-import json, os, sys
+import json, os, socket, sys
 from ipass_local.api_gateway import LOCAL_CALLER_ARN, proxy_event
 from ipass_local.handler import load_handler_module
 from ipass_local.lambda_context import LocalLambdaContext
@@ -35,6 +38,9 @@ for number, body in enumerate(json.loads(sys.argv[1]), 1):
     event = proxy_event("POST", "/budget-updates", {"Content-Type": "application/json"},
                         json.dumps(body).encode(), LOCAL_CALLER_ARN)
     print(handler.lambda_handler(event, LocalLambdaContext())["statusCode"])
+host, port = os.environ["AWS_XRAY_DAEMON_ADDRESS"].split(":")
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as done:
+    done.sendto(sys.argv[2].encode(), (host, int(port)))
 """
 
 
@@ -60,7 +66,7 @@ def invoke_traced(
         **settings,
     }
     run = subprocess.run(
-        [sys.executable, "-c", INVOKER, json.dumps(bodies)],
+        [sys.executable, "-c", INVOKER, json.dumps(bodies), DONE.decode()],
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,
@@ -71,14 +77,9 @@ def invoke_traced(
     assert run.returncode == 0, run.stderr[-2000:]
     statuses = [line for line in run.stdout.splitlines() if line.isdigit()]
     assert statuses == ["200"] * len(bodies), run.stdout[-2000:]
-    # Loopback UDP is delivered when sendto() returns, so everything sent is queued by now.
-    daemon.setblocking(False)
+    daemon.settimeout(10)  # the invoker has exited: its DONE is on its way or already queued
     documents = []
-    while True:
-        try:
-            datagram = daemon.recv(65536)
-        except BlockingIOError:
-            break
+    while (datagram := daemon.recv(65536)) != DONE:
         header, _, document = datagram.decode("utf-8").partition("\n")
         assert json.loads(header) == {"format": "json", "version": 1}
         documents.append(json.loads(document))
