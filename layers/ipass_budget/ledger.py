@@ -69,7 +69,6 @@ class LedgerRecord:
     result_info: ResultInfo | None = None
     tracer_id: str | None = None
     reason: str | None = None
-    expires_at: float | None = None
     resolution: Mapping[str, str] | None = None
 
     def lease_live(self, now: float) -> bool:
@@ -134,6 +133,7 @@ class Ledger:
         replay costs a single request.
         """
         now = self._clock()
+        stamp = iso_now(now)
         token = secrets.token_hex(16)
         body = update.to_body()
         item: dict[str, AttributeValueTypeDef] = {
@@ -147,8 +147,8 @@ class Ledger:
             "number": {"N": str(update.number)},
             "caller": {"S": caller},
             "source": {"S": source},
-            "createdAt": {"S": iso_now(now)},
-            "updatedAt": {"S": iso_now(now)},
+            "createdAt": {"S": stamp},
+            "updatedAt": {"S": stamp},
             "attempts": {"N": "0"},
             "mayApplied": {"BOOL": False},
             "version": {"N": "1"},
@@ -379,6 +379,5 @@ def _record(item: Mapping[str, Any]) -> LedgerRecord:
         result_info=ResultInfo.from_dict({k: v["S"] for k, v in info["M"].items()}) if info else None,
         tracer_id=s("tracerId"),
         reason=s("reason"),
-        expires_at=n("expiresAt"),
         resolution={k: v["S"] for k, v in resolution["M"].items()} if resolution else None,
     )
