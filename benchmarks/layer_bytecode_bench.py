@@ -32,6 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIREMENTS = REPO / "layers" / "requirements.txt"
+LAYER_MAKEFILE = REPO / "layers" / "Makefile"
 DOMAIN = REPO / "layers" / "ipass_budget"
 FUNCTION = REPO / "functions" / "update_budget"
 
@@ -40,26 +41,27 @@ IMPORT_APP = "import time; t = time.perf_counter(); import app; print(time.perf_
 
 
 def find_python313(explicit: str | None) -> str | None:
-    candidates = [explicit] if explicit else [shutil.which("python3.13") or "", *map(str, pyenv_313())]
-    for candidate in filter(None, candidates):
-        try:
-            answer = subprocess.run(
-                [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 13), sys.executable)"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-        except OSError:
-            continue
-        ok, _, executable = answer.stdout.strip().partition(" ")
-        if ok == "True":
-            return executable
-    return None
-
-
-def pyenv_313() -> list[Path]:
-    return sorted(Path.home().glob(".pyenv/versions/3.13.*/bin/python3.13"))
+    """``--python``, checked to be a CPython 3.13; else the one layers/Makefile compiles the layer with."""
+    if explicit is None:
+        make = shutil.which("make")
+        if make is None:
+            raise SystemExit("need make (layers/Makefile says which CPython 3.13 it compiles with)")
+        found = subprocess.run(
+            [make, "--no-print-directory", "--makefile", str(LAYER_MAKEFILE), "print-python313"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return found.stdout.strip() or None
+    version = subprocess.run(
+        [explicit, "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if version.stdout.strip() != "True":
+        raise SystemExit(f"--python {explicit} is not a CPython 3.13")
+    return explicit
 
 
 def build_layer(python: str, target: Path) -> None:
@@ -101,7 +103,7 @@ def import_seconds(python: str, layer: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="few samples (CI smoke run)")
-    parser.add_argument("--python", help="a CPython 3.13 (default: python3.13 on PATH, then pyenv's)")
+    parser.add_argument("--python", help="a CPython 3.13 (default: the one layers/Makefile finds)")
     args = parser.parse_args(argv)
     python = find_python313(args.python)
     if python is None:
